@@ -1,0 +1,2 @@
+/* placeholder until the layer lands */
+typedef int vfsd_placeholder_t;
