@@ -62,40 +62,40 @@ enum vhu_request {
 	VHU_REQUEST_MAX = 44,
 };
 
-#define VHU_FLAG_VERSION    0x1u
+#define VHU_FLAG_VERSION      0x1u
 #define VHU_FLAG_VERSION_MASK 0x3u
-#define VHU_FLAG_REPLY      0x4u
-#define VHU_FLAG_NEED_REPLY 0x8u
+#define VHU_FLAG_REPLY	      0x4u
+#define VHU_FLAG_NEED_REPLY   0x8u
 
 #define VHU_VRING_IDX_MASK  0xffu
 #define VHU_VRING_NOFD_MASK (1u << 8)
-#define VHU_VRING_F_LOG     0x1u
+#define VHU_VRING_F_LOG	    0x1u
 
-#define VHU_MAX_FDS           8
-#define VHU_MAX_PAYLOAD       4096
+#define VHU_MAX_FDS	      8
+#define VHU_MAX_PAYLOAD	      4096
 #define VHU_MEM_TABLE_REGIONS 8
 #define VHU_MAX_MEM_SLOTS     509
 
 /* virtio / vhost feature bits (GET_FEATURES) */
-#define VIRTIO_F_NOTIFY_ON_EMPTY_BIT        24
-#define VHOST_F_LOG_ALL_BIT                 26
-#define VIRTIO_RING_F_INDIRECT_DESC_BIT     28
-#define VIRTIO_RING_F_EVENT_IDX_BIT         29
-#define VHOST_USER_F_PROTOCOL_FEATURES_BIT  30
-#define VIRTIO_F_VERSION_1_BIT              32
-#define VIRTIO_F_ACCESS_PLATFORM_BIT        33
-#define VIRTIO_F_RING_PACKED_BIT            34
+#define VIRTIO_F_NOTIFY_ON_EMPTY_BIT	   24
+#define VHOST_F_LOG_ALL_BIT		   26
+#define VIRTIO_RING_F_INDIRECT_DESC_BIT	   28
+#define VIRTIO_RING_F_EVENT_IDX_BIT	   29
+#define VHOST_USER_F_PROTOCOL_FEATURES_BIT 30
+#define VIRTIO_F_VERSION_1_BIT		   32
+#define VIRTIO_F_ACCESS_PLATFORM_BIT	   33
+#define VIRTIO_F_RING_PACKED_BIT	   34
 
 /* protocol feature bits (GET_PROTOCOL_FEATURES) */
-#define VHU_PROTOCOL_F_MQ                  0
-#define VHU_PROTOCOL_F_LOG_SHMFD           1
-#define VHU_PROTOCOL_F_REPLY_ACK           3
-#define VHU_PROTOCOL_F_BACKEND_REQ         5
-#define VHU_PROTOCOL_F_CONFIG              9
-#define VHU_PROTOCOL_F_RESET_DEVICE        13
+#define VHU_PROTOCOL_F_MQ		   0
+#define VHU_PROTOCOL_F_LOG_SHMFD	   1
+#define VHU_PROTOCOL_F_REPLY_ACK	   3
+#define VHU_PROTOCOL_F_BACKEND_REQ	   5
+#define VHU_PROTOCOL_F_CONFIG		   9
+#define VHU_PROTOCOL_F_RESET_DEVICE	   13
 #define VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
-#define VHU_PROTOCOL_F_STATUS              16
-#define VHU_PROTOCOL_F_DEVICE_STATE        19
+#define VHU_PROTOCOL_F_STATUS		   16
+#define VHU_PROTOCOL_F_DEVICE_STATE	   19
 
 #define BIT64(n) (1ULL << (n))
 
@@ -155,16 +155,16 @@ struct vhu_transfer_state {
 } __attribute__((packed));
 _Static_assert(sizeof(struct vhu_transfer_state) == 8, "transfer state");
 
-#define VHU_TRANSFER_SAVE          0
-#define VHU_TRANSFER_LOAD          1
+#define VHU_TRANSFER_SAVE	   0
+#define VHU_TRANSFER_LOAD	   1
 #define VHU_TRANSFER_PHASE_STOPPED 0
 
 /* Split virtqueue, little-endian in guest memory */
-#define VRING_DESC_F_NEXT     1
-#define VRING_DESC_F_WRITE    2
-#define VRING_DESC_F_INDIRECT 4
+#define VRING_DESC_F_NEXT	   1
+#define VRING_DESC_F_WRITE	   2
+#define VRING_DESC_F_INDIRECT	   4
 #define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY     1
+#define VRING_USED_F_NO_NOTIFY	   1
 
 struct vring_desc_le {
 	uint64_t addr;
@@ -184,14 +184,14 @@ _Static_assert(sizeof(struct vring_used_elem_le) == 8, "used element");
 
 /* virtio device status bits */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x1
-#define VIRTIO_STATUS_DRIVER      0x2
-#define VIRTIO_STATUS_DRIVER_OK   0x4
+#define VIRTIO_STATUS_DRIVER	  0x2
+#define VIRTIO_STATUS_DRIVER_OK	  0x4
 #define VIRTIO_STATUS_FEATURES_OK 0x8
 
 /* virtio-fs queue layout with QEMU and Linux: 0 = hiprio, 1.. = request queues */
-#define VIRTIO_FS_HIPRIO_QUEUE 0
+#define VIRTIO_FS_HIPRIO_QUEUE	0
 #define VFSD_MAX_REQUEST_QUEUES 64
-#define VFSD_MAX_QUEUES (1 + VFSD_MAX_REQUEST_QUEUES)
+#define VFSD_MAX_QUEUES		(1 + VFSD_MAX_REQUEST_QUEUES)
 
 /**
  * vhu_request_name() - the spec's name for a vhost-user request, for logs.
