@@ -71,6 +71,14 @@ int vfsd_reader_skip(struct vfsd_reader *r, size_t len);
 int vfsd_reader_iov(struct vfsd_reader *r, size_t len, struct iovec *out, unsigned int max,
 		    unsigned int *ret_cnt);
 
+/**
+ * vfsd_reader_limit() - fence @r to its next @len bytes: afterwards it reads,
+ * skips and describes nothing beyond them (the FUSE dispatcher hands ops a
+ * reader limited to the request, so they cannot read past fuse_in_header.len).
+ * Returns: 0, or -EINVAL (nothing changed) when fewer than @len bytes are left.
+ */
+int vfsd_reader_limit(struct vfsd_reader *r, size_t len);
+
 /** vfsd_writer_available() - room left to write. */
 size_t vfsd_writer_available(const struct vfsd_writer *w);
 
@@ -94,5 +102,11 @@ int vfsd_writer_iov(const struct vfsd_writer *w, size_t len, struct iovec *out, 
 
 /** vfsd_writer_advance() - move past @len bytes filled through vfsd_writer_iov(); -ENOSPC if too many. */
 int vfsd_writer_advance(struct vfsd_writer *w, size_t len);
+
+/**
+ * vfsd_writer_limit() - cap the room left in @w at @len bytes (no change when
+ * less is left), so an op handed @w cannot write more than its reply allows.
+ */
+void vfsd_writer_limit(struct vfsd_writer *w, size_t len);
 
 #endif
