@@ -1,2 +1,0 @@
-/* placeholder until the layer lands */
-typedef int vfsd_placeholder_t;

@@ -1,0 +1,876 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "vfsd/chain_io.h"
+#include "vfsd/io.h"
+#include "vfsd/passthrough.h"
+#include "vfsd/util.h"
+
+static char dir[64];
+static int dirfd_ = -1;
+static struct vfsd_passthrough *fs;
+static struct vfsd_io *io;
+static struct vfsd_fs_ctx ctx;
+static const struct vfsd_fs_ops *ops = &vfsd_passthrough_ops;
+static int fds_before;
+
+/* Open fds of this process: every test checks that the fs closes all it opened. */
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void setup(void)
+{
+	struct vfsd_passthrough_config cfg = { .entry_timeout = 1.0, .attr_timeout = 1.5 };
+
+	fds_before = count_fds();
+	strcpy(dir, "/tmp/vfsd-pt-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(chmod(dir, 0777), 0);
+	dirfd_ = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(dirfd_, 0);
+	cfg.shared_dir = dir;
+	cr_assert_eq(vfsd_passthrough_new(&cfg, &fs), 0);
+	cr_assert_eq(vfsd_io_new(32, true, &io), 0);
+	ctx = (struct vfsd_fs_ctx){ .uid = 0, .gid = 0, .io = io };
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+/* Free everything the test made and check that no fd outlived it. */
+static void finish(void)
+{
+	int after;
+
+	vfsd_passthrough_free(fs);
+	fs = NULL;
+	vfsd_io_free(io);
+	io = NULL;
+	if (dirfd_ >= 0)
+		close(dirfd_);
+	dirfd_ = -1;
+	after = count_fds();
+	cr_assert_eq(after, fds_before, "fd leak: %d open before the test, %d after", fds_before,
+		     after);
+}
+
+static void teardown(void)
+{
+	vfsd_passthrough_free(fs);
+	vfsd_io_free(io);
+	if (dirfd_ >= 0)
+		close(dirfd_);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(pt, .init = setup, .fini = teardown, .timeout = 30.0);
+
+/*
+ * Criterion 2.4 does not report failures raised in .fini, so every test
+ * body runs through this wrapper, which checks for leaked fds at the end.
+ */
+#define PT_TEST(name)                                                                              \
+	static void name##_body(void);                                                             \
+	Test(pt, name)                                                                             \
+	{                                                                                          \
+		name##_body();                                                                     \
+		finish();                                                                          \
+	}                                                                                          \
+	static void name##_body(void)
+
+/* ---- helpers ---- */
+
+static void host_write(const char *name, const char *data)
+{
+	int fd = openat(dirfd_, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0, "create %s", name);
+	cr_assert_eq(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(fd);
+}
+
+static void host_read(const char *name, char *buf, size_t size)
+{
+	int fd = openat(dirfd_, name, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	cr_assert_geq(fd, 0, "open %s", name);
+	n = read(fd, buf, size - 1);
+	cr_assert_geq(n, 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+static struct stat host_stat(const char *name)
+{
+	struct stat st;
+	cr_assert_eq(fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW), 0, "stat %s", name);
+	return st;
+}
+
+static uint64_t lookup_ok(uint64_t parent, const char *name, struct fuse_entry_out *e)
+{
+	struct fuse_entry_out tmp;
+	if (!e)
+		e = &tmp;
+	int r = ops->lookup(fs, &ctx, parent, name, e);
+	cr_assert_eq(r, 0, "lookup %s -> %d", name, r);
+	cr_assert_gt(e->nodeid, FUSE_ROOT_ID);
+	return e->nodeid;
+}
+
+static uint64_t create_ok(uint64_t parent, const char *name, uint32_t flags, uint32_t mode,
+			  struct fuse_entry_out *e, uint64_t *fh)
+{
+	struct fuse_create_in in = { .flags = flags, .mode = S_IFREG | mode };
+	struct fuse_entry_out tmp;
+	struct fuse_open_out o;
+	if (!e)
+		e = &tmp;
+	int r = ops->create(fs, &ctx, parent, name, &in, e, &o);
+	cr_assert_eq(r, 0, "create %s -> %d", name, r);
+	if (fh)
+		*fh = o.fh;
+	return e->nodeid;
+}
+
+/* WRITE @data split over two iovecs (a real chain is rarely one buffer). */
+static int pt_write_data(uint64_t nodeid, uint64_t fh, uint64_t off, const char *data)
+{
+	size_t len = strlen(data), half = len / 2;
+	struct iovec v[2] = { { (void *)data, half }, { (void *)(data + half), len - half } };
+	struct fuse_write_in in = { .fh = fh, .offset = off, .size = (uint32_t)len };
+	struct vfsd_reader r;
+
+	cr_assert_eq(vfsd_reader_init(&r, v, 2), 0);
+	int n = ops->write(fs, &ctx, nodeid, &in, &r);
+	if (n >= 0)
+		cr_assert_eq(vfsd_reader_consumed(&r), len);
+	return n;
+}
+
+/* READ into three iovecs of 3, 5 and @room - 8 bytes; returns bytes read, NUL-terminates. */
+static int pt_read_data(uint64_t nodeid, uint64_t fh, uint64_t off, uint32_t size, char *out,
+			size_t room)
+{
+	char a[3], b[5];
+	static char c[8192];
+	struct iovec v[3] = { { a, 3 }, { b, 5 }, { c, room - 8 } };
+	struct fuse_read_in in = { .fh = fh, .offset = off, .size = size };
+	struct vfsd_writer w;
+	int n;
+
+	cr_assert(room > 8 && room - 8 <= sizeof(c));
+	cr_assert_eq(vfsd_writer_init(&w, v, 3), 0);
+	n = ops->read(fs, &ctx, nodeid, &in, &w);
+	if (n < 0)
+		return n;
+	cr_assert_eq(vfsd_writer_written(&w), (size_t)n);
+	size_t k = 0;
+	for (int i = 0; i < 3 && k < (size_t)n; i++) {
+		size_t m = MIN(v[i].iov_len, (size_t)n - k);
+		memcpy(out + k, v[i].iov_base, m);
+		k += m;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static void counts(size_t *inodes, size_t *handles)
+{
+	vfsd_passthrough_counts(fs, inodes, handles);
+}
+
+/* ---- lookup ---- */
+
+PT_TEST(lookup_existing_and_missing)
+{
+	struct fuse_entry_out e;
+	struct stat st;
+	size_t ni;
+
+	host_write("file", "abc");
+	st = host_stat("file");
+	lookup_ok(FUSE_ROOT_ID, "file", &e);
+	cr_assert_eq(e.attr.ino, st.st_ino);
+	cr_assert_eq(e.attr.size, 3);
+	cr_assert(S_ISREG(e.attr.mode));
+	cr_assert_eq(e.attr.mtime, (uint64_t)st.st_mtim.tv_sec);
+	cr_assert_eq(e.attr.mtimensec, (uint32_t)st.st_mtim.tv_nsec);
+	cr_assert_eq(e.attr.nlink, 1);
+	cr_assert_eq(e.entry_valid, 1);
+	cr_assert_eq(e.attr_valid, 1);
+	cr_assert_eq(e.attr_valid_nsec, 500000000u);
+
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "missing", &e), -ENOENT);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, ".", &e), -EINVAL);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "..", &e), -EINVAL);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "a/b", &e), -EINVAL);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "", &e), -EINVAL);
+	cr_assert_eq(ops->lookup(fs, &ctx, 12345, "file", &e), -ENOENT, "unknown parent");
+	/* A file is no parent. */
+	uint64_t f = lookup_ok(FUSE_ROOT_ID, "file", NULL);
+	cr_assert_eq(ops->lookup(fs, &ctx, f, "x", &e), -ENOTDIR);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2);
+}
+
+PT_TEST(hard_links_and_repeated_lookups_share_an_id)
+{
+	struct fuse_attr_out ao;
+	uint64_t a, b, c, again;
+	size_t ni;
+
+	host_write("f", "x");
+	cr_assert_eq(linkat(dirfd_, "f", dirfd_, "g", 0), 0);
+	a = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	b = lookup_ok(FUSE_ROOT_ID, "g", NULL);
+	c = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	cr_assert_eq(a, b);
+	cr_assert_eq(a, c);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2);
+
+	/* nlookup is 3: two forgets keep it, the third drops it. */
+	ops->forget(fs, a, 2);
+	cr_assert_eq(ops->getattr(fs, &ctx, a, NULL, &ao), 0);
+	cr_assert_eq(ao.attr.nlink, 2);
+	ops->forget(fs, a, 1);
+	cr_assert_eq(ops->getattr(fs, &ctx, a, NULL, &ao), -ENOENT);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 1);
+
+	/* Ids are never reused. */
+	again = lookup_ok(FUSE_ROOT_ID, "g", NULL);
+	cr_assert_gt(again, a);
+}
+
+PT_TEST(symlink_not_followed)
+{
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+	struct stat st;
+
+	cr_assert_eq(symlinkat("/etc/passwd", dirfd_, "abs"), 0);
+	cr_assert_eq(symlinkat("../..", dirfd_, "up"), 0);
+	st = host_stat("abs");
+	lookup_ok(FUSE_ROOT_ID, "abs", &e);
+	cr_assert(S_ISLNK(e.attr.mode), "mode %o", e.attr.mode);
+	cr_assert_eq(e.attr.ino, st.st_ino);
+	cr_assert_eq(e.attr.size, strlen("/etc/passwd"));
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDONLY, &o), -ENXIO);
+
+	uint64_t up = lookup_ok(FUSE_ROOT_ID, "up", &e);
+	cr_assert(S_ISLNK(e.attr.mode));
+	cr_assert_eq(ops->lookup(fs, &ctx, up, "etc", &e), -ENOTDIR);
+}
+
+PT_TEST(fifo_is_never_opened)
+{
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+	struct fuse_create_in in = { .flags = O_RDWR, .mode = S_IFREG | 0644 };
+	size_t nh;
+
+	cr_assert_eq(mkfifoat(dirfd_, "fifo", 0666), 0);
+	lookup_ok(FUSE_ROOT_ID, "fifo", &e);
+	cr_assert(S_ISFIFO(e.attr.mode));
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDONLY, &o), -ENXIO);
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_WRONLY, &o), -ENXIO);
+	cr_assert_eq(ops->opendir(fs, &ctx, e.nodeid, 0, &o), -ENOTDIR);
+	/* CREATE without O_EXCL on an existing FIFO must not block either. */
+	cr_assert_eq(ops->create(fs, &ctx, FUSE_ROOT_ID, "fifo", &in, &e, &o), -ENXIO);
+	counts(NULL, &nh);
+	cr_assert_eq(nh, 0);
+}
+
+/* ---- namespace ops ---- */
+
+PT_TEST(mkdir_create_unlink_rmdir)
+{
+	struct fuse_mkdir_in mi = { .mode = 0750, .umask = 022 };
+	struct fuse_entry_out e, e2;
+	struct fuse_create_in ci = { .flags = O_RDWR | O_EXCL, .mode = S_IFREG | 0640 };
+	struct fuse_open_out o;
+	struct stat st;
+	uint64_t d, f, fh;
+	size_t ni, nh;
+
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "d", &mi, &e), 0);
+	d = e.nodeid;
+	cr_assert(S_ISDIR(e.attr.mode));
+	cr_assert_eq(e.attr.mode & 07777, 0750, "mode as sent, process umask is 0");
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "d", &mi, &e2), -EEXIST);
+	cr_assert_eq(lookup_ok(FUSE_ROOT_ID, "d", NULL), d);
+
+	f = create_ok(d, "f", O_RDWR | O_EXCL, 0640, &e, &fh);
+	cr_assert(S_ISREG(e.attr.mode));
+	cr_assert_eq(e.attr.mode & 07777, 0640);
+	st = host_stat("d/f");
+	cr_assert_eq(st.st_ino, e.attr.ino);
+	cr_assert_eq(ops->create(fs, &ctx, d, "f", &ci, &e2, &o), -EEXIST);
+	cr_assert_eq(lookup_ok(d, "f", NULL), f);
+	counts(&ni, &nh);
+	cr_assert_eq(ni, 3);
+	cr_assert_eq(nh, 1);
+
+	cr_assert_eq(ops->rmdir(fs, &ctx, FUSE_ROOT_ID, "d"), -ENOTEMPTY);
+	cr_assert_eq(ops->unlink(fs, &ctx, d, "f"), 0);
+	cr_assert_eq(ops->unlink(fs, &ctx, d, "f"), -ENOENT);
+	cr_assert_eq(ops->lookup(fs, &ctx, d, "f", &e2), -ENOENT);
+	/* The open handle still works on the unlinked file. */
+	cr_assert_eq(pt_write_data(f, fh, 0, "still here"), 10);
+	struct fuse_release_in ri = { .fh = fh };
+	cr_assert_eq(ops->release(fs, &ctx, f, &ri), 0);
+	cr_assert_eq(ops->unlink(fs, &ctx, FUSE_ROOT_ID, "d"), -EISDIR);
+	cr_assert_eq(ops->rmdir(fs, &ctx, FUSE_ROOT_ID, "d"), 0);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "d", &e2), -ENOENT);
+	cr_assert_eq(ops->rmdir(fs, &ctx, FUSE_ROOT_ID, ".."), -EINVAL);
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "a/b", &mi, &e2), -EINVAL);
+}
+
+PT_TEST(create_runs_as_the_caller)
+{
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_entry_out e;
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root");
+	ctx.uid = 1000;
+	ctx.gid = 1001;
+	create_ok(FUSE_ROOT_ID, "mine", O_WRONLY, 0600, &e, NULL);
+	cr_assert_eq(e.attr.uid, 1000);
+	cr_assert_eq(e.attr.gid, 1001);
+	st = host_stat("mine");
+	cr_assert_eq(st.st_uid, 1000);
+	cr_assert_eq(st.st_gid, 1001);
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "mydir", &mi, &e), 0);
+	cr_assert_eq(e.attr.uid, 1000);
+	cr_assert_eq(e.attr.gid, 1001);
+
+	/* The credentials were restored: root creates as root again. */
+	ctx.uid = 0;
+	ctx.gid = 0;
+	create_ok(FUSE_ROOT_ID, "rootfile", O_WRONLY, 0600, &e, NULL);
+	cr_assert_eq(e.attr.uid, 0);
+	cr_assert_eq(e.attr.gid, 0);
+	/* ...and the thread still has its capabilities (it can chown). */
+	cr_assert_eq(fchownat(dirfd_, "rootfile", 1234, 1234, 0), 0);
+
+	/* DAC checks run as the caller: uid 1000 cannot create in a root 0755 dir. */
+	cr_assert_eq(mkdirat(dirfd_, "rootonly", 0755), 0);
+	uint64_t ro = lookup_ok(FUSE_ROOT_ID, "rootonly", NULL);
+	ctx.uid = 1000;
+	ctx.gid = 1000;
+	struct fuse_create_in ci = { .flags = O_WRONLY, .mode = S_IFREG | 0644 };
+	struct fuse_open_out o;
+	cr_assert_eq(ops->create(fs, &ctx, ro, "x", &ci, &e, &o), -EACCES);
+}
+
+PT_TEST(rename_and_rename2)
+{
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_entry_out e;
+	char buf[64];
+	uint64_t sub, a;
+
+	host_write("a", "AAA");
+	host_write("b", "BBB");
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "sub", &mi, &e), 0);
+	sub = e.nodeid;
+	a = lookup_ok(FUSE_ROOT_ID, "a", NULL);
+
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "a", sub, "a2", 0), 0);
+	host_read("sub/a2", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "AAA");
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, "a", &e), -ENOENT);
+	cr_assert_eq(lookup_ok(sub, "a2", NULL), a, "the node id follows the inode");
+
+	cr_assert_eq(ops->rename(fs, &ctx, sub, "a2", FUSE_ROOT_ID, "b", RENAME_NOREPLACE),
+		     -EEXIST);
+	cr_assert_eq(ops->rename(fs, &ctx, sub, "a2", FUSE_ROOT_ID, "b", RENAME_EXCHANGE), 0);
+	host_read("b", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "AAA");
+	host_read("sub/a2", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "BBB");
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "b", FUSE_ROOT_ID, "c", RENAME_NOREPLACE),
+		     0);
+	host_read("c", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "AAA");
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", FUSE_ROOT_ID, "d", RENAME_WHITEOUT),
+		     -EINVAL);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", FUSE_ROOT_ID, "d", 0x100), -EINVAL);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", 999, "d", 0), -ENOENT);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "nope", FUSE_ROOT_ID, "d", 0), -ENOENT);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", FUSE_ROOT_ID, "x/y", 0), -EINVAL);
+}
+
+/* ---- data ---- */
+
+static void data_roundtrip(void)
+{
+	struct fuse_open_out o;
+	struct fuse_release_in ri;
+	struct fuse_fsync_in fi;
+	struct fuse_flush_in fl;
+	char out[4096], buf[64];
+	uint64_t f, fh;
+	size_t nh;
+
+	f = create_ok(FUSE_ROOT_ID, "data", O_RDWR, 0644, NULL, &fh);
+	cr_assert_eq(pt_write_data(f, fh, 0, "hello vectored world"), 20);
+	cr_assert_eq(pt_write_data(f, fh, 6, "VECTORED"), 8);
+	fi = (struct fuse_fsync_in){ .fh = fh, .fsync_flags = 0 };
+	cr_assert_eq(ops->fsync(fs, &ctx, f, &fi), 0);
+	fi.fsync_flags = FUSE_FSYNC_FDATASYNC;
+	cr_assert_eq(ops->fsync(fs, &ctx, f, &fi), 0);
+	fl = (struct fuse_flush_in){ .fh = fh };
+	cr_assert_eq(ops->flush(fs, &ctx, f, &fl), 0);
+	host_read("data", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "hello VECTORED world");
+
+	/* Read across the three iovecs; size beyond EOF gives what there is. */
+	cr_assert_eq(pt_read_data(f, fh, 0, 4096, out, 4096), 20);
+	cr_assert_str_eq(out, "hello VECTORED world");
+	cr_assert_eq(pt_read_data(f, fh, 6, 5, out, 4096), 5);
+	cr_assert_str_eq(out, "VECTO");
+	/* The writer has less room than asked for: min(size, room). */
+	cr_assert_eq(pt_read_data(f, fh, 0, 4096, out, 12), 12);
+	cr_assert_str_eq(out, "hello VECTOR");
+	cr_assert_eq(pt_read_data(f, fh, 100, 10, out, 4096), 0);
+
+	/* A second, read-only open: writes fail, reads work. */
+	cr_assert_eq(ops->open(fs, &ctx, f, O_RDONLY, &o), 0);
+	cr_assert_neq(o.fh, fh);
+	cr_assert_eq(pt_write_data(f, o.fh, 0, "nope"), -EBADF);
+	cr_assert_eq(pt_read_data(f, o.fh, 0, 5, out, 4096), 5);
+	ri = (struct fuse_release_in){ .fh = o.fh };
+	cr_assert_eq(ops->release(fs, &ctx, f, &ri), 0);
+	cr_assert_eq(ops->release(fs, &ctx, f, &ri), -EBADF);
+	cr_assert_eq(pt_read_data(f, o.fh, 0, 5, out, 4096), -EBADF, "released fh is gone");
+
+	/* O_TRUNC is honoured, O_APPEND too. */
+	cr_assert_eq(ops->open(fs, &ctx, f, O_WRONLY | O_TRUNC | O_APPEND, &o), 0);
+	host_read("data", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "");
+	cr_assert_eq(pt_write_data(f, o.fh, 0, "one"), 3);
+	cr_assert_eq(pt_write_data(f, o.fh, 0, "two"), 3);
+	host_read("data", buf, sizeof(buf));
+	cr_assert_str_eq(buf, "onetwo");
+	ri.fh = o.fh;
+	cr_assert_eq(ops->release(fs, &ctx, f, &ri), 0);
+
+	/* A fh used with the wrong node id is refused. */
+	uint64_t other = create_ok(FUSE_ROOT_ID, "other", O_RDWR, 0644, NULL, NULL);
+	cr_assert_eq(pt_read_data(other, fh, 0, 5, out, 4096), -EBADF);
+
+	ri.fh = fh;
+	cr_assert_eq(ops->release(fs, &ctx, f, &ri), 0);
+	counts(NULL, &nh);
+	cr_assert_eq(nh, 1); /* "other" */
+}
+
+PT_TEST(data_via_uring)
+{
+	data_roundtrip();
+}
+
+PT_TEST(data_via_syscalls)
+{
+	ctx.io = NULL;
+	data_roundtrip();
+}
+
+PT_TEST(write_shorter_payload_than_size)
+{
+	uint64_t fh, f = create_ok(FUSE_ROOT_ID, "w", O_RDWR, 0644, NULL, &fh);
+	char data[4] = "abcd";
+	struct iovec v = { data, 4 };
+	struct fuse_write_in in = { .fh = fh, .offset = 0, .size = 10 };
+	struct vfsd_reader r;
+
+	cr_assert_eq(vfsd_reader_init(&r, &v, 1), 0);
+	cr_assert_lt(ops->write(fs, &ctx, f, &in, &r), 0);
+}
+
+/* ---- directories ---- */
+
+#define NFILES 20
+
+struct listing {
+	char names[64][32];
+	uint64_t offs[64];
+	uint64_t ids[64];
+	uint64_t inos[64];
+	int n;
+};
+
+/* Parse a READDIR or READDIRPLUS reply into @l (appending). */
+static void parse(const struct vfsd_dirbuf *b, bool plus, struct listing *l)
+{
+	size_t off = 0;
+
+	while (off < b->len) {
+		const struct fuse_dirent *d;
+		uint64_t id = 0;
+		if (plus) {
+			const struct fuse_direntplus *dp = (const void *)(b->buf + off);
+			d = &dp->dirent;
+			id = dp->entry_out.nodeid;
+			cr_assert_eq(dp->entry_out.attr.ino, d->ino);
+			off += FUSE_DIRENTPLUS_SIZE(dp);
+		} else {
+			d = (const void *)(b->buf + off);
+			off += FUSE_DIRENT_SIZE(d);
+		}
+		cr_assert_lt(l->n, 64);
+		cr_assert_lt(d->namelen, 32);
+		memcpy(l->names[l->n], d->name, d->namelen);
+		l->names[l->n][d->namelen] = '\0';
+		l->offs[l->n] = d->off;
+		l->ids[l->n] = id;
+		l->inos[l->n] = d->ino;
+		l->n++;
+	}
+	cr_assert_eq(off, b->len);
+}
+
+static int readdir_into(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,
+			struct listing *l)
+{
+	static char mem[65536];
+	struct vfsd_dirbuf b = { .buf = mem, .size = size, .len = 0 };
+	struct fuse_read_in in = { .fh = fh, .offset = offset, .size = (uint32_t)size };
+	int r;
+
+	r = ops->readdir(fs, &ctx, nodeid, &in, plus, &b);
+	if (r < 0)
+		return r;
+	int before = l->n;
+	parse(&b, plus, l);
+	return l->n - before;
+}
+
+static uint64_t make_tree(void)
+{
+	char name[32];
+
+	cr_assert_eq(mkdirat(dirfd_, "dir", 0755), 0);
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "dir/file-%02d", i);
+		host_write(name, "x");
+	}
+	return lookup_ok(FUSE_ROOT_ID, "dir", NULL);
+}
+
+static bool has(const struct listing *l, const char *name)
+{
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void check_complete(const struct listing *l)
+{
+	char name[32];
+
+	cr_assert_eq(l->n, NFILES + 2, "got %d entries", l->n);
+	cr_assert(has(l, "."));
+	cr_assert(has(l, ".."));
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(name, sizeof(name), "file-%02d", i);
+		cr_assert(has(l, name), "missing %s", name);
+	}
+}
+
+PT_TEST(readdir_full_tiny_and_continuation)
+{
+	uint64_t d = make_tree();
+	struct fuse_open_out o;
+	struct fuse_release_in ri;
+	struct listing all = { 0 }, tiny = { 0 }, rest = { 0 };
+	uint64_t off = 0;
+	int n;
+
+	cr_assert_eq(ops->opendir(fs, &ctx, d, 0, &o), 0);
+	cr_assert_gt(readdir_into(d, o.fh, 0, 65536, false, &all), 0);
+	cr_assert_eq(readdir_into(d, o.fh, all.offs[all.n - 1], 65536, false, &all), 0, "EOF");
+	check_complete(&all);
+
+	/* A buffer for exactly one entry: continue from each cookie. */
+	size_t one = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + strlen("file-00"));
+	while ((n = readdir_into(d, o.fh, off, one, false, &tiny)) > 0) {
+		cr_assert_eq(n, 1);
+		off = tiny.offs[tiny.n - 1];
+	}
+	cr_assert_eq(n, 0);
+	check_complete(&tiny);
+
+	/* Continue from an arbitrary cookie on a fresh handle: the rest, in order. */
+	struct fuse_open_out o2;
+	cr_assert_eq(ops->opendir(fs, &ctx, d, 0, &o2), 0);
+	cr_assert_eq(readdir_into(d, o2.fh, all.offs[4], 65536, false, &rest), all.n - 5);
+	for (int i = 0; i < rest.n; i++)
+		cr_assert_str_eq(rest.names[i], all.names[i + 5]);
+	/* And back to the start on the same handle. */
+	struct listing again = { 0 };
+	readdir_into(d, o2.fh, 0, 65536, false, &again);
+	check_complete(&again);
+
+	ri = (struct fuse_release_in){ .fh = o.fh };
+	cr_assert_eq(ops->releasedir(fs, &ctx, d, &ri), 0);
+	ri.fh = o2.fh;
+	cr_assert_eq(ops->releasedir(fs, &ctx, d, &ri), 0);
+	cr_assert_eq(ops->releasedir(fs, &ctx, d, &ri), -EBADF);
+}
+
+PT_TEST(readdirplus_lookup_accounting)
+{
+	uint64_t d = make_tree();
+	struct fuse_open_out o;
+	struct listing big = { 0 }, tiny = { 0 };
+	uint64_t off = 0;
+	size_t ni;
+	int n;
+
+	cr_assert_eq(ops->opendir(fs, &ctx, d, 0, &o), 0);
+	cr_assert_eq(readdir_into(d, o.fh, 0, 65536, true, &big), NFILES + 2);
+	check_complete(&big);
+	for (int i = 0; i < big.n; i++) {
+		bool dot = strcmp(big.names[i], ".") == 0 || strcmp(big.names[i], "..") == 0;
+		if (dot)
+			cr_assert_eq(big.ids[i], 0, "%s has no node id", big.names[i]);
+		else
+			cr_assert_gt(big.ids[i], d, "%s", big.names[i]);
+	}
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2 + NFILES);
+	/* The same node ids as LOOKUP. */
+	for (int i = 0; i < big.n; i++)
+		if (strcmp(big.names[i], "file-07") == 0)
+			cr_assert_eq(lookup_ok(d, "file-07", NULL), big.ids[i]);
+	ops->forget(fs, lookup_ok(d, "file-07", NULL), 2); /* the two LOOKUPs just done */
+
+	/*
+	 * One entry at a time: every entry sent counts exactly one lookup, and
+	 * the entries that did not fit count none. After forgetting one lookup
+	 * per entry received (the guest would), the first pass's lookups remain.
+	 */
+	size_t one = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET_DIRENTPLUS + strlen("file-00"));
+	while ((n = readdir_into(d, o.fh, off, one, true, &tiny)) > 0) {
+		cr_assert_eq(n, 1);
+		off = tiny.offs[tiny.n - 1];
+	}
+	cr_assert_eq(n, 0);
+	check_complete(&tiny);
+	for (int i = 0; i < tiny.n; i++)
+		if (tiny.ids[i])
+			ops->forget(fs, tiny.ids[i], 1);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2 + NFILES, "first pass still accounted");
+	for (int i = 0; i < big.n; i++)
+		if (big.ids[i])
+			ops->forget(fs, big.ids[i], 1);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2, "only root and dir left: no lookup leaked");
+
+	/* A buffer too small for the first entry returns nothing and leaks nothing. */
+	struct listing none = { 0 };
+	cr_assert_eq(readdir_into(d, o.fh, big.offs[1], 40, true, &none), 0);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 2);
+}
+
+PT_TEST(readdir_errors)
+{
+	uint64_t d = make_tree();
+	uint64_t f = lookup_ok(d, "file-01", NULL);
+	struct fuse_open_out o, fo;
+	struct listing l = { 0 };
+
+	cr_assert_eq(ops->opendir(fs, &ctx, f, 0, &o), -ENOTDIR);
+	cr_assert_eq(ops->open(fs, &ctx, f, O_RDONLY, &fo), 0);
+	cr_assert_eq(readdir_into(f, fo.fh, 0, 4096, false, &l), -ENOTDIR);
+	cr_assert_eq(readdir_into(d, 999, 0, 4096, false, &l), -EBADF);
+	cr_assert_eq(ops->opendir(fs, &ctx, 4242, 0, &o), -ENOENT);
+}
+
+/* ---- attributes ---- */
+
+PT_TEST(setattr_mode_owner_size_times)
+{
+	struct fuse_setattr_in in;
+	struct fuse_attr_out ao;
+	struct stat st;
+	uint64_t f, fh;
+
+	f = create_ok(FUSE_ROOT_ID, "s", O_RDWR, 0644, NULL, &fh);
+	cr_assert_eq(pt_write_data(f, fh, 0, "0123456789"), 10);
+
+	in = (struct fuse_setattr_in){ .valid = FATTR_MODE, .mode = S_IFREG | 0600 };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.mode & 07777, 0600);
+	cr_assert_eq(host_stat("s").st_mode & 07777, 0600);
+
+	in = (struct fuse_setattr_in){ .valid = FATTR_UID | FATTR_GID, .uid = 1000, .gid = 1001 };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.uid, 1000);
+	cr_assert_eq(ao.attr.gid, 1001);
+	in = (struct fuse_setattr_in){ .valid = FATTR_GID, .gid = 7 };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.uid, 1000, "uid untouched");
+	cr_assert_eq(ao.attr.gid, 7);
+
+	in = (struct fuse_setattr_in){ .valid = FATTR_SIZE, .size = 3 };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.size, 3);
+	in = (struct fuse_setattr_in){ .valid = FATTR_SIZE | FATTR_FH, .size = 1, .fh = fh };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.size, 1);
+	cr_assert_eq(host_stat("s").st_size, 1);
+	in.fh = 999;
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), -EBADF);
+
+	in = (struct fuse_setattr_in){ .valid = FATTR_ATIME | FATTR_MTIME,
+				       .atime = 1000000000,
+				       .atimensec = 123,
+				       .mtime = 1200000000,
+				       .mtimensec = 456789 };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_eq(ao.attr.atime, 1000000000);
+	cr_assert_eq(ao.attr.atimensec, 123);
+	cr_assert_eq(ao.attr.mtime, 1200000000);
+	cr_assert_eq(ao.attr.mtimensec, 456789);
+	st = host_stat("s");
+	cr_assert_eq(st.st_mtim.tv_sec, 1200000000);
+	cr_assert_eq(st.st_mtim.tv_nsec, 456789);
+
+	/* MTIME_NOW moves mtime to now and leaves atime alone. */
+	in = (struct fuse_setattr_in){ .valid = FATTR_MTIME | FATTR_MTIME_NOW };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), 0);
+	cr_assert_gt(ao.attr.mtime, 1200000000);
+	cr_assert_eq(ao.attr.atime, 1000000000);
+	in = (struct fuse_setattr_in){ .valid = FATTR_ATIME, .atime = 5, .atimensec = 2000000000u };
+	cr_assert_eq(ops->setattr(fs, &ctx, f, &in, &ao), -EINVAL);
+
+	/* Directories: truncate is refused, chmod works without a handle. */
+	uint64_t root = FUSE_ROOT_ID;
+	in = (struct fuse_setattr_in){ .valid = FATTR_SIZE, .size = 0 };
+	cr_assert_eq(ops->setattr(fs, &ctx, root, &in, &ao), -EISDIR);
+	in = (struct fuse_setattr_in){ .valid = FATTR_MODE, .mode = S_IFDIR | 0711 };
+	cr_assert_eq(ops->setattr(fs, &ctx, root, &in, &ao), 0);
+	cr_assert_eq(ao.attr.mode, S_IFDIR | 0711);
+	cr_assert_eq(ops->setattr(fs, &ctx, 31337, &in, &ao), -ENOENT);
+}
+
+PT_TEST(getattr_by_inode_and_handle)
+{
+	struct fuse_getattr_in gi = { 0 };
+	struct fuse_attr_out ao;
+	uint64_t f, fh;
+
+	cr_assert_eq(ops->getattr(fs, &ctx, FUSE_ROOT_ID, NULL, &ao), 0);
+	cr_assert(S_ISDIR(ao.attr.mode));
+	cr_assert_eq(ao.attr.ino, host_stat(".").st_ino);
+	cr_assert_eq(ao.attr_valid, 1);
+	cr_assert_eq(ao.attr_valid_nsec, 500000000u);
+
+	f = create_ok(FUSE_ROOT_ID, "g", O_RDWR, 0644, NULL, &fh);
+	cr_assert_eq(pt_write_data(f, fh, 0, "12345"), 5);
+	gi.getattr_flags = FUSE_GETATTR_FH;
+	gi.fh = fh;
+	cr_assert_eq(ops->getattr(fs, &ctx, f, &gi, &ao), 0);
+	cr_assert_eq(ao.attr.size, 5);
+	cr_assert_eq(ao.attr.blksize, (uint32_t)host_stat("g").st_blksize);
+	/* The file is unlinked: the inode fd still answers. */
+	cr_assert_eq(unlinkat(dirfd_, "g", 0), 0);
+	gi.getattr_flags = 0;
+	cr_assert_eq(ops->getattr(fs, &ctx, f, &gi, &ao), 0);
+	cr_assert_eq(ao.attr.nlink, 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, 777, &gi, &ao), -ENOENT);
+}
+
+PT_TEST(statfs)
+{
+	struct fuse_kstatfs k;
+	struct statfs sf;
+
+	cr_assert_eq(ops->statfs(fs, &ctx, FUSE_ROOT_ID, &k), 0);
+	cr_assert_eq(statfs(dir, &sf), 0);
+	cr_assert_eq(k.bsize, (uint32_t)sf.f_bsize);
+	cr_assert_eq(k.blocks, sf.f_blocks);
+	cr_assert_eq(k.namelen, (uint32_t)sf.f_namelen);
+	cr_assert_eq(k.files, sf.f_files);
+	cr_assert_eq(ops->statfs(fs, &ctx, 4321, &k), -ENOENT);
+}
+
+/* ---- session ---- */
+
+PT_TEST(reset_drops_everything_but_root)
+{
+	uint64_t d = make_tree(), f, fh, later;
+	struct fuse_open_out o;
+	struct fuse_attr_out ao;
+	struct fuse_entry_out e;
+	size_t ni, nh;
+
+	f = lookup_ok(d, "file-03", NULL);
+	cr_assert_eq(ops->open(fs, &ctx, f, O_RDWR, &o), 0);
+	fh = o.fh;
+	cr_assert_eq(ops->opendir(fs, &ctx, d, 0, &o), 0);
+	counts(&ni, &nh);
+	cr_assert_eq(ni, 3);
+	cr_assert_eq(nh, 2);
+
+	ops->reset(fs);
+	counts(&ni, &nh);
+	cr_assert_eq(ni, 1);
+	cr_assert_eq(nh, 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), -ENOENT);
+	cr_assert_eq(ops->getattr(fs, &ctx, FUSE_ROOT_ID, NULL, &ao), 0);
+	char out[64];
+	cr_assert_eq(pt_read_data(f, fh, 0, 1, out, 64), -EBADF);
+
+	/* Ids and fhs keep counting up. */
+	later = lookup_ok(FUSE_ROOT_ID, "dir", &e);
+	cr_assert_gt(later, f);
+	cr_assert_eq(ops->opendir(fs, &ctx, later, 0, &o), 0);
+	cr_assert_gt(o.fh, fh);
+
+	ops->destroy(fs);
+	counts(&ni, &nh);
+	cr_assert_eq(ni, 1);
+	cr_assert_eq(nh, 0);
+}
+
+PT_TEST(new_rejects_bad_dirs)
+{
+	struct vfsd_passthrough_config cfg = { .shared_dir = "/nonexistent/vfsd" };
+	struct vfsd_passthrough *p = NULL;
+
+	cr_assert_eq(vfsd_passthrough_new(&cfg, &p), -ENOENT);
+	cfg.shared_dir = "/etc/passwd";
+	cr_assert_eq(vfsd_passthrough_new(&cfg, &p), -ENOTDIR);
+	vfsd_passthrough_free(NULL);
+}
