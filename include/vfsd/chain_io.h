@@ -22,10 +22,10 @@
 struct vfsd_iov_cursor {
 	const struct iovec *iov; /* not owned */
 	unsigned int cnt;
-	unsigned int idx;        /* current iovec */
-	size_t off;              /* offset inside iov[idx] */
-	size_t remaining;        /* bytes left from the cursor to the end */
-	size_t consumed;         /* bytes moved past so far */
+	unsigned int idx; /* current iovec */
+	size_t off;	  /* offset inside iov[idx] */
+	size_t remaining; /* bytes left from the cursor to the end */
+	size_t consumed;  /* bytes moved past so far */
 };
 
 struct vfsd_reader {
@@ -100,7 +100,8 @@ int vfsd_writer_write(struct vfsd_writer *w, const void *buf, size_t len);
 int vfsd_writer_iov(const struct vfsd_writer *w, size_t len, struct iovec *out, unsigned int max,
 		    unsigned int *ret_cnt);
 
-/** vfsd_writer_advance() - move past @len bytes filled through vfsd_writer_iov(); -ENOSPC if too many. */
+/** vfsd_writer_advance() - move past @len bytes filled through vfsd_writer_iov(); -ENOSPC if too
+ * many. */
 int vfsd_writer_advance(struct vfsd_writer *w, size_t len);
 
 /**

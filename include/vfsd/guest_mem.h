@@ -81,4 +81,35 @@ void *vfsd_mem_qva_range(const struct vfsd_guest_mem *m, uint64_t qva, uint64_t 
  */
 void *vfsd_mem_gpa_range(const struct vfsd_guest_mem *m, uint64_t gpa, uint64_t len);
 
+/*
+ * The dirty-page log QEMU gives us for live migration (SET_LOG_BASE): one bit
+ * per 4 KiB page of guest-physical address space from GPA 0. Every byte we
+ * write into guest memory while logging is on is marked, atomically, after
+ * the write.
+ */
+#define VFSD_LOG_PAGE 4096u
+
+struct vfsd_dirty_log {
+	uint8_t *map;
+	size_t size;
+	int efd;	      /* SET_LOG_FD eventfd, or -1 */
+	bool warned_overflow; /* logged once that a write lay beyond the log */
+};
+
+/**
+ * vfsd_dirty_log_map() - map @size bytes of the log memfd @fd from @offset.
+ * Returns: 0, -EINVAL for an empty or overflowing size, or mmap's -errno.
+ */
+int vfsd_dirty_log_map(int fd, uint64_t size, uint64_t offset, struct vfsd_dirty_log *ret);
+
+/** vfsd_dirty_log_unmap() - unmap; accepts an unmapped log. */
+void vfsd_dirty_log_unmap(struct vfsd_dirty_log *log);
+
+/**
+ * vfsd_dirty_log_mark() - mark the pages of guest-physical [@gpa, @gpa + @len)
+ * dirty. Call after the write. Pages past the end of the log are skipped
+ * (and reported once). Safe against QEMU clearing bits concurrently.
+ */
+void vfsd_dirty_log_mark(struct vfsd_dirty_log *log, uint64_t gpa, uint64_t len);
+
 #endif

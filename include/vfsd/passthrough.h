@@ -17,7 +17,7 @@ struct vfsd_passthrough;
 
 struct vfsd_passthrough_config {
 	const char *shared_dir; /* must exist and be a directory */
-	double entry_timeout;   /* seconds the guest may cache entries and attributes */
+	double entry_timeout;	/* seconds the guest may cache entries and attributes */
 	double attr_timeout;
 };
 

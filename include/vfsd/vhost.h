@@ -32,6 +32,28 @@ struct vfsd_vhost_backend_ops {
 	 * could be answered (the chain is then completed with length 0).
 	 */
 	int (*handle)(void *opaque, unsigned int qidx, void *tdata, struct vfsd_chain *chain);
+
+	/*
+	 * Optional. A device reset (SET_STATUS 0, RESET_DEVICE): every queue is
+	 * already stopped; drop the session. Offering STATUS and RESET_DEVICE
+	 * depends on it.
+	 */
+	void (*reset)(void *opaque, const char *why);
+	/*
+	 * Optional. Dirty logging was switched on (a migration is starting: a
+	 * hint to prepare the state while the guest still runs) or off (the
+	 * migration was cancelled).
+	 */
+	void (*logging_changed)(void *opaque, bool on);
+	/*
+	 * Optional, both or neither (DEVICE_STATE is offered with them). Run in
+	 * the transfer thread while every queue is stopped: write the whole state
+	 * to @fd (save) or read it to EOF and apply it (load). The device closes
+	 * @fd when the callback returns. Return 0 or -errno; the result is what
+	 * CHECK_DEVICE_STATE reports.
+	 */
+	int (*save_state)(void *opaque, int fd);
+	int (*load_state)(void *opaque, int fd);
 };
 
 /**
@@ -57,7 +79,10 @@ void vfsd_vhost_free(struct vfsd_vhost_dev *dev);
 /** The virtio feature bits this device offers (GET_FEATURES). */
 uint64_t vfsd_vhost_features(void);
 
-/** The vhost-user protocol feature bits this device offers. */
-uint64_t vfsd_vhost_protocol_features(void);
+/**
+ * vfsd_vhost_protocol_features() - the vhost-user protocol feature bits @dev
+ * offers: only what is implemented, since QEMU acks every bit offered.
+ */
+uint64_t vfsd_vhost_protocol_features(const struct vfsd_vhost_dev *dev);
 
 #endif

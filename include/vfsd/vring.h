@@ -49,6 +49,12 @@ struct vfsd_vring {
 	uint16_t used_idx;
 	uint16_t signalled_used;
 	bool signalled_used_valid;
+
+	/*
+	 * The dirty log while logging is on, else NULL. Writes to the used ring
+	 * are logged at log_gpa when addr_flags has VHU_VRING_F_LOG.
+	 */
+	struct vfsd_dirty_log *log;
 };
 
 /**
@@ -86,8 +92,14 @@ void vfsd_vring_set_base(struct vfsd_vring *vr, uint16_t last_avail_idx);
 int vfsd_vring_pop(struct vfsd_vring *vr, const struct vfsd_guest_mem *mem,
 		   struct vfsd_chain *chain, const char **why);
 
-/** vfsd_vring_push() - publish a used element {@head, @len} (write barrier before idx). */
-void vfsd_vring_push(struct vfsd_vring *vr, uint16_t head, uint32_t len);
+/**
+ * vfsd_vring_push() - publish a used element {@head, @len} (write barrier
+ * before idx). With logging on, first marks the first @len bytes of the
+ * chain's device-writable buffers dirty (@chain may be NULL when @len is 0),
+ * then the used-ring writes.
+ */
+void vfsd_vring_push(struct vfsd_vring *vr, const struct vfsd_chain *chain, uint16_t head,
+		     uint32_t len);
 
 /**
  * vfsd_vring_need_notify() - whether the driver wants an interrupt for what

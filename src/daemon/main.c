@@ -35,6 +35,7 @@ struct config {
 
 struct daemon {
 	struct vfsd_fuse_session session;
+	struct vfsd_passthrough *fs;
 	bool io_uring;
 };
 
@@ -202,10 +203,24 @@ static int backend_handle(void *opaque, unsigned int qidx, void *tdata, struct v
 	return ret;
 }
 
+/* A device reset drops the FUSE session; say what went, since state is lost for good. */
+static void backend_reset(void *opaque, const char *why)
+{
+	struct daemon *dm = opaque;
+	size_t inodes, handles;
+
+	vfsd_passthrough_counts(dm->fs, &inodes, &handles);
+	log_info("%s: resetting the FUSE session (dropping %zu inodes besides the root and %zu "
+		 "open handles)",
+		 why, inodes > 0 ? inodes - 1 : 0, handles);
+	vfsd_fuse_session_reset(&dm->session);
+}
+
 static const struct vfsd_vhost_backend_ops backend_ops = {
 	.thread_start = backend_thread_start,
 	.thread_stop = backend_thread_stop,
 	.handle = backend_handle,
+	.reset = backend_reset,
 };
 
 /* ---- socket setup ---- */
@@ -327,6 +342,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	dm.io_uring = cfg.io_uring;
+	dm.fs = fs;
 	r = vfsd_fuse_session_init(&dm.session, &vfsd_passthrough_ops, fs);
 	if (r < 0)
 		goto out;

@@ -134,3 +134,54 @@ void *vfsd_mem_qva_range(const struct vfsd_guest_mem *m, uint64_t qva, uint64_t 
 	}
 	return NULL;
 }
+
+int vfsd_dirty_log_map(int fd, uint64_t size, uint64_t offset, struct vfsd_dirty_log *ret)
+{
+	uint64_t end;
+	void *p;
+
+	if (size == 0 || size > SIZE_MAX || ADD_OVERFLOW(size, offset, &end) ||
+	    offset > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	*ret = (struct vfsd_dirty_log){ .map = p, .size = (size_t)size, .efd = -1 };
+	return 0;
+}
+
+void vfsd_dirty_log_unmap(struct vfsd_dirty_log *log)
+{
+	if (log->map)
+		munmap(log->map, log->size);
+	log->map = NULL;
+	log->size = 0;
+}
+
+void vfsd_dirty_log_mark(struct vfsd_dirty_log *log, uint64_t gpa, uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!log || !log->map || len == 0)
+		return;
+	first = gpa / VFSD_LOG_PAGE;
+	last = (gpa + (len - 1)) / VFSD_LOG_PAGE;
+	if (gpa + (len - 1) < gpa)
+		last = UINT64_MAX / VFSD_LOG_PAGE;
+	/* The data must be visible before QEMU can see the bit and copy the page. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (uint64_t page = first; page <= last; page++) {
+		uint64_t byte = page / 8;
+		if (byte >= log->size) {
+			if (!__atomic_exchange_n(&log->warned_overflow, true, __ATOMIC_RELAXED)) {
+				log_warn(
+				    "dirty log: guest address 0x%llx is beyond the %zu-byte log",
+				    (unsigned long long)(page * VFSD_LOG_PAGE), log->size);
+			}
+			break;
+		}
+		__atomic_fetch_or(&log->map[byte], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
+	}
+	if (log->efd >= 0)
+		eventfd_signal(log->efd);
+}

@@ -36,8 +36,23 @@ struct vfsd_vhost_dev {
 	struct vfsd_guest_mem mem;
 	uint64_t features;	    /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
+	uint8_t status;		    /* virtio device status (SET/GET_STATUS) */
+	struct vfsd_dirty_log log;  /* SET_LOG_BASE; in use while LOG_ALL is acked */
+	bool logging;		    /* rings point at log */
+
+	/* the device-state transfer thread (SET_DEVICE_STATE_FD) */
+	struct {
+		bool started; /* a thread exists and has not been joined */
+		bool done;    /* a transfer ran; result is valid */
+		int result;
+		uint32_t direction;
+		int fd;
+		pthread_t thread;
+	} xfer;
 	struct vfsd_queue q[VFSD_MAX_QUEUES];
 };
+
+static void xfer_reap(struct vfsd_vhost_dev *d);
 
 struct vhu_msg {
 	struct vhu_hdr hdr;
@@ -57,14 +72,21 @@ struct vhu_reply {
 uint64_t vfsd_vhost_features(void)
 {
 	return BIT64(VIRTIO_F_VERSION_1_BIT) | BIT64(VIRTIO_RING_F_INDIRECT_DESC_BIT) |
-	       BIT64(VIRTIO_RING_F_EVENT_IDX_BIT) | BIT64(VHOST_USER_F_PROTOCOL_FEATURES_BIT);
+	       BIT64(VIRTIO_RING_F_EVENT_IDX_BIT) | BIT64(VHOST_USER_F_PROTOCOL_FEATURES_BIT) |
+	       BIT64(VHOST_F_LOG_ALL_BIT);
 }
 
-uint64_t vfsd_vhost_protocol_features(void)
+uint64_t vfsd_vhost_protocol_features(const struct vfsd_vhost_dev *d)
 {
 	/* Only what is implemented: QEMU acks every bit we offer. */
-	return BIT64(VHU_PROTOCOL_F_MQ) | BIT64(VHU_PROTOCOL_F_REPLY_ACK) |
-	       BIT64(VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+	uint64_t f = BIT64(VHU_PROTOCOL_F_MQ) | BIT64(VHU_PROTOCOL_F_LOG_SHMFD) |
+		     BIT64(VHU_PROTOCOL_F_REPLY_ACK) | BIT64(VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+
+	if (d->ops->reset)
+		f |= BIT64(VHU_PROTOCOL_F_STATUS) | BIT64(VHU_PROTOCOL_F_RESET_DEVICE);
+	if (d->ops->save_state && d->ops->load_state)
+		f |= BIT64(VHU_PROTOCOL_F_DEVICE_STATE);
+	return f;
 }
 
 /* ---- queue threads ---- */
@@ -138,7 +160,7 @@ static void queue_process(struct vfsd_queue *q, struct vfsd_chain *chain, void *
 				  q->idx, r, chain_in_size(chain));
 			r = 0;
 		}
-		vfsd_vring_push(&q->vr, chain->head, (uint32_t)r);
+		vfsd_vring_push(&q->vr, chain, chain->head, (uint32_t)r);
 		queue_notify(q);
 		pthread_rwlock_unlock(&dev->lock);
 	}
@@ -397,24 +419,50 @@ static int h_get_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vh
 	return 0;
 }
 
+/*
+ * Point every ring at the dirty log while LOG_ALL is acked and a log is
+ * mapped. Called with the write lock held. Until SET_LOG_BASE arrives (QEMU
+ * may ack LOG_ALL first) nothing is logged; the rings are disabled then.
+ */
+static void update_logging(struct vfsd_vhost_dev *d)
+{
+	bool on = (d->features & BIT64(VHOST_F_LOG_ALL_BIT)) && d->log.map;
+
+	if (!on && d->log.map && !(d->features & BIT64(VHOST_F_LOG_ALL_BIT))) {
+		/* Logging switched off (migration cancelled): the log is no longer needed. */
+		vfsd_dirty_log_unmap(&d->log);
+	}
+	d->logging = on;
+	for (unsigned int i = 0; i < d->max_queues; i++)
+		d->q[i].vr.log = on ? &d->log : NULL;
+}
+
 static int h_set_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
 {
 	uint64_t f = msg_u64(m);
 	uint64_t unknown = f & ~vfsd_vhost_features();
-	bool event_idx;
+	bool event_idx, was_logging;
 
 	if (unknown) {
 		log_error("vhost-user: SET_FEATURES acks features we never offered: 0x%llx",
 			  (unsigned long long)unknown);
 		return -EINVAL;
 	}
+	was_logging = d->features & BIT64(VHOST_F_LOG_ALL_BIT);
 	d->features = f;
 	event_idx = f & BIT64(VIRTIO_RING_F_EVENT_IDX_BIT);
 	pthread_rwlock_wrlock(&d->lock);
 	for (unsigned int i = 0; i < d->max_queues; i++)
 		d->q[i].vr.event_idx = event_idx;
+	update_logging(d);
 	pthread_rwlock_unlock(&d->lock);
 	log_debug("vhost-user: features 0x%llx", (unsigned long long)f);
+
+	if (was_logging != !!(f & BIT64(VHOST_F_LOG_ALL_BIT))) {
+		log_info("dirty logging %s", was_logging ? "off" : "on");
+		if (d->ops->logging_changed)
+			d->ops->logging_changed(d->opaque, !was_logging);
+	}
 
 	/* Without PROTOCOL_FEATURES there is no SET_VRING_ENABLE: rings start enabled. */
 	if (!(f & BIT64(VHOST_USER_F_PROTOCOL_FEATURES_BIT)))
@@ -437,14 +485,14 @@ static int h_reset_owner(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu
 
 static int h_get_protocol_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
 {
-	reply_u64(r, vfsd_vhost_protocol_features());
+	reply_u64(r, vfsd_vhost_protocol_features(d));
 	return 0;
 }
 
 static int h_set_protocol_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
 {
 	uint64_t f = msg_u64(m);
-	uint64_t unknown = f & ~vfsd_vhost_protocol_features();
+	uint64_t unknown = f & ~vfsd_vhost_protocol_features(d);
 
 	if (unknown) {
 		log_error(
@@ -697,6 +745,8 @@ static int h_set_vring_kick(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct 
 			  q->idx);
 		return -ENOTSUP;
 	}
+	/* A device start means any state transfer is over, CHECK or not. */
+	xfer_reap(d);
 	queue_stop(q);
 	safe_close(q->kick_fd);
 	q->kick_fd = fd;
@@ -761,6 +811,191 @@ static int h_set_vring_enable(struct vfsd_vhost_dev *d, struct vhu_msg *m, struc
 	return 0;
 }
 
+static int h_set_log_base(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	struct vfsd_dirty_log fresh, old;
+	struct vhu_log l;
+	int ret;
+
+	memcpy(&l, m->p.bytes, sizeof(l));
+	ret = vfsd_dirty_log_map(m->fds[0], l.mmap_size, l.mmap_offset, &fresh);
+	if (ret < 0) {
+		log_error("vhost-user: SET_LOG_BASE: cannot map %llu bytes at offset %llu: %s",
+			  (unsigned long long)l.mmap_size, (unsigned long long)l.mmap_offset,
+			  strerror(-ret));
+		return -EPROTO; /* the reply has no error channel: end the session */
+	}
+	/* Switch to the new log first, then unmap the old one (nobody uses it then). */
+	pthread_rwlock_wrlock(&d->lock);
+	old = d->log;
+	fresh.efd = old.efd;
+	d->log = fresh;
+	update_logging(d);
+	pthread_rwlock_unlock(&d->lock);
+	vfsd_dirty_log_unmap(&old);
+	log_debug("vhost-user: dirty log of %llu bytes", (unsigned long long)l.mmap_size);
+	/* With LOG_SHMFD the front-end waits for this reply; its value is not checked. */
+	reply_u64(r, 0);
+	return 0;
+}
+
+static int h_set_log_fd(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	int old;
+
+	pthread_rwlock_wrlock(&d->lock);
+	old = d->log.efd;
+	d->log.efd = TAKE_FD(m->fds[0]);
+	pthread_rwlock_unlock(&d->lock);
+	safe_close(old);
+	return 0;
+}
+
+/* Join the device-state transfer thread if one ran; keeps its result for CHECK. */
+static void xfer_reap(struct vfsd_vhost_dev *d)
+{
+	if (!d->xfer.started)
+		return;
+	pthread_join(d->xfer.thread, NULL);
+	d->xfer.started = false;
+	d->xfer.done = true;
+}
+
+/*
+ * Back to the state a fresh connection has after feature negotiation: every
+ * queue stopped and disabled, rings forgotten, virtio features and status
+ * cleared, and the backend told to drop its session. Ownership, protocol
+ * features and the memory table stay (QEMU's shadow of the memory table is
+ * not reset, so it would not send it again).
+ */
+static void device_reset(struct vfsd_vhost_dev *d, const char *why)
+{
+	xfer_reap(d);
+	for (unsigned int i = 0; i < d->max_queues; i++) {
+		struct vfsd_queue *q = &d->q[i];
+		queue_stop(q);
+		__atomic_store_n(&q->enabled, false, __ATOMIC_RELEASE);
+		q->kick_fd = safe_close(q->kick_fd);
+	}
+	pthread_rwlock_wrlock(&d->lock);
+	for (unsigned int i = 0; i < d->max_queues; i++)
+		d->q[i].vr = (struct vfsd_vring){ 0 };
+	d->features = 0;
+	update_logging(d);
+	pthread_rwlock_unlock(&d->lock);
+	d->status = 0;
+	if (d->ops->reset)
+		d->ops->reset(d->opaque, why);
+}
+
+static int h_reset_device(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	if (!d->ops->reset)
+		return -ENOTSUP;
+	device_reset(d, "RESET_DEVICE");
+	return 0;
+}
+
+static int h_set_status(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	uint64_t v = msg_u64(m);
+
+	if (!d->ops->reset)
+		return -ENOTSUP;
+	if (v > 0xff) {
+		log_error("vhost-user: SET_STATUS 0x%llx is not a status byte",
+			  (unsigned long long)v);
+		return -EINVAL;
+	}
+	/* Writing 0 is a device reset in virtio terms (docs/migration.md). */
+	if (v == 0)
+		device_reset(d, "SET_STATUS 0");
+	d->status = (uint8_t)v;
+	return 0;
+}
+
+static int h_get_status(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	reply_u64(r, d->status);
+	return 0;
+}
+
+static void *xfer_thread(void *arg)
+{
+	struct vfsd_vhost_dev *d = arg;
+	bool save = d->xfer.direction == VHU_TRANSFER_SAVE;
+	int fd = d->xfer.fd;
+	int ret;
+
+	ret = save ? d->ops->save_state(d->opaque, fd) : d->ops->load_state(d->opaque, fd);
+	/* Our only copy of the pipe: closing it is what gives the reader its EOF. */
+	close(fd);
+	d->xfer.result = ret;
+	if (ret < 0)
+		log_error("device state %s failed: %s", save ? "save" : "load", strerror(-ret));
+	else
+		log_info("device state %s done", save ? "save" : "load");
+	return NULL;
+}
+
+static int h_set_device_state_fd(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	struct vhu_transfer_state ts;
+	sigset_t all, old;
+	int ret;
+
+	memcpy(&ts, m->p.bytes, sizeof(ts));
+	/* Bit 8 set: no fd of ours comes with the reply; bits 0-7: 0 success. */
+	reply_u64(r, 0x101);
+	if (!d->ops->save_state || !d->ops->load_state) {
+		log_error("vhost-user: SET_DEVICE_STATE_FD: this back-end cannot transfer state");
+		return 0;
+	}
+	if (ts.direction > VHU_TRANSFER_LOAD || ts.phase != VHU_TRANSFER_PHASE_STOPPED) {
+		log_error("vhost-user: SET_DEVICE_STATE_FD: direction %u phase %u not supported",
+			  ts.direction, ts.phase);
+		return 0;
+	}
+	for (unsigned int i = 0; i < d->max_queues; i++) {
+		if (d->q[i].running) {
+			log_error("vhost-user: SET_DEVICE_STATE_FD while queue %u is started", i);
+			return 0;
+		}
+	}
+	xfer_reap(d);
+	d->xfer.direction = ts.direction;
+	d->xfer.fd = TAKE_FD(m->fds[0]);
+	d->xfer.result = -EINPROGRESS;
+	d->xfer.done = false;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = -pthread_create(&d->xfer.thread, NULL, xfer_thread, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret < 0) {
+		log_error("vhost-user: SET_DEVICE_STATE_FD: cannot start a thread: %s",
+			  strerror(-ret));
+		d->xfer.fd = safe_close(d->xfer.fd);
+		return 0;
+	}
+	d->xfer.started = true;
+	log_info("device state %s started", ts.direction == VHU_TRANSFER_SAVE ? "save" : "load");
+	/* The reply goes out before the thread can fill the pipe: QEMU reads after it. */
+	reply_u64(r, 0x100);
+	return 0;
+}
+
+static int h_check_device_state(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vhu_reply *r)
+{
+	xfer_reap(d);
+	if (!d->xfer.done) {
+		log_error("vhost-user: CHECK_DEVICE_STATE without a state transfer");
+		reply_u64(r, 1);
+		return 0;
+	}
+	reply_u64(r, d->xfer.result == 0 ? 0 : 1);
+	return 0;
+}
+
 static const struct handler handlers[VHU_REQUEST_MAX] = {
 	[VHU_GET_FEATURES] = { h_get_features, 0, 0, 0, 0, REPLY_OWN },
 	[VHU_SET_FEATURES] = { h_set_features, 8, 8, 0, 0, REPLY_ACK_ONLY },
@@ -783,6 +1018,14 @@ static const struct handler handlers[VHU_REQUEST_MAX] = {
 	[VHU_ADD_MEM_REG] = { h_add_mem_reg, 40, 40, 1, 1, REPLY_ACK_ONLY },
 	/* REM_MEM_REG should carry no fd, but some front-ends send a stray one: close it. */
 	[VHU_REM_MEM_REG] = { h_rem_mem_reg, 40, 40, 0, 1, REPLY_ACK_ONLY },
+	/* The spec calls the payload a u64, but QEMU sends {size, offset}: 16 bytes. */
+	[VHU_SET_LOG_BASE] = { h_set_log_base, 16, 16, 1, 1, REPLY_OWN },
+	[VHU_SET_LOG_FD] = { h_set_log_fd, 0, 8, 1, 1, REPLY_ACK_ONLY },
+	[VHU_RESET_DEVICE] = { h_reset_device, 0, 0, 0, 0, REPLY_ACK_ONLY },
+	[VHU_SET_STATUS] = { h_set_status, 8, 8, 0, 0, REPLY_ACK_ONLY },
+	[VHU_GET_STATUS] = { h_get_status, 0, 0, 0, 0, REPLY_OWN },
+	[VHU_SET_DEVICE_STATE_FD] = { h_set_device_state_fd, 8, 8, 1, 1, REPLY_OWN },
+	[VHU_CHECK_DEVICE_STATE] = { h_check_device_state, 0, 0, 0, 0, REPLY_OWN },
 };
 
 /*
@@ -876,6 +1119,7 @@ int vfsd_vhost_serve(struct vfsd_vhost_dev *d, int conn, int stop_fd)
 	}
 	for (unsigned int i = 0; i < d->max_queues; i++)
 		queue_stop(&d->q[i]);
+	xfer_reap(d);
 	return ret;
 }
 
@@ -893,6 +1137,7 @@ int vfsd_vhost_new(const struct vfsd_vhost_backend_ops *ops, void *opaque, unsig
 	d->ops = ops;
 	d->opaque = opaque;
 	d->max_queues = max_queues;
+	d->log.efd = -EBADF;
 	/* Memory-table changes must not starve behind a stream of requests. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -930,6 +1175,9 @@ void vfsd_vhost_free(struct vfsd_vhost_dev *d)
 		safe_close(q->ctl_fd);
 		pthread_mutex_destroy(&q->call_lock);
 	}
+	xfer_reap(d);
+	vfsd_dirty_log_unmap(&d->log);
+	safe_close(d->log.efd);
 	vfsd_mem_clear(&d->mem);
 	pthread_rwlock_destroy(&d->lock);
 	free(d);

@@ -20,6 +20,14 @@ static void store16(void *p, uint16_t v)
 	__atomic_store_n((uint16_t *)p, htole16(v), __ATOMIC_RELAXED);
 }
 
+/* Log a write of @len bytes at @p inside the used ring, by its guest-physical address. */
+static void log_used(const struct vfsd_vring *vr, const void *p, uint64_t len)
+{
+	if (vr->log && (vr->addr_flags & VHU_VRING_F_LOG))
+		vfsd_dirty_log_mark(vr->log,
+				    vr->log_gpa + (uint64_t)((const uint8_t *)p - vr->used), len);
+}
+
 /* avail: le16 flags, le16 idx, le16 ring[num], le16 used_event */
 static uint8_t *avail_flags(const struct vfsd_vring *vr)
 {
@@ -268,22 +276,39 @@ int vfsd_vring_pop(struct vfsd_vring *vr, const struct vfsd_guest_mem *mem,
 	}
 
 	vr->last_avail_idx++;
-	if (vr->event_idx)
+	if (vr->event_idx) {
 		store16(avail_event(vr), vr->last_avail_idx);
+		log_used(vr, avail_event(vr), 2);
+	}
 	return 1;
 }
 
-void vfsd_vring_push(struct vfsd_vring *vr, uint16_t head, uint32_t len)
+static void log_chain(const struct vfsd_vring *vr, const struct vfsd_chain *chain, uint32_t len)
+{
+	for (unsigned int i = 0; i < chain->n_in && len > 0; i++) {
+		uint32_t n = chain->in[i].iov_len < len ? (uint32_t)chain->in[i].iov_len : len;
+		vfsd_dirty_log_mark(vr->log, chain->in_gpa[i], n);
+		len -= n;
+	}
+}
+
+void vfsd_vring_push(struct vfsd_vring *vr, const struct vfsd_chain *chain, uint16_t head,
+		     uint32_t len)
 {
 	uint8_t *e = used_ring(vr, vr->used_idx % vr->num);
 	uint32_t id_le = htole32(head), len_le = htole32(len);
 
+	/* The reply data is written; mark it before the guest can see the element. */
+	if (vr->log && chain)
+		log_chain(vr, chain, len);
 	memcpy(e, &id_le, 4);
 	memcpy(e + 4, &len_le, 4);
+	log_used(vr, e, 8);
 	/* The element must be visible before the index that publishes it. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	vr->used_idx++;
 	store16(used_idx(vr), vr->used_idx);
+	log_used(vr, used_idx(vr), 2);
 }
 
 static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
@@ -312,8 +337,10 @@ bool vfsd_vring_need_notify(struct vfsd_vring *vr)
 bool vfsd_vring_enable_kicks(struct vfsd_vring *vr)
 {
 	/* Without EVENT_IDX we never set VRING_USED_F_NO_NOTIFY, so kicks stay on. */
-	if (vr->event_idx)
+	if (vr->event_idx) {
 		store16(avail_event(vr), vr->last_avail_idx);
+		log_used(vr, avail_event(vr), 2);
+	}
 	/* Our write must be visible before we look at avail->idx again. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return vfsd_vring_has_avail(vr);

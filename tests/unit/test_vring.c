@@ -137,7 +137,7 @@ Test(vring, pop_readable_then_writable_and_push)
 	cr_expect_eq(vr.last_avail_idx, 1);
 
 	memcpy(chain.in[0].iov_base, "reply", 5);
-	vfsd_vring_push(&vr, chain.head, 5);
+	vfsd_vring_push(&vr, &chain, chain.head, 5);
 	cr_expect_eq(used_idx_in_guest(), 1);
 	cr_expect_eq(memcmp(g(BUF_GPA + 0x100), "reply", 5), 0, "writes land in guest memory");
 	cr_expect_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 0);
@@ -276,14 +276,14 @@ Test(vring, event_idx_publishes_avail_event_and_suppresses_notifications)
 	memcpy(&ev, (uint8_t *)g(USED_GPA) + 4 + 8 * QSIZE, 2);
 	cr_expect_eq(le16toh(ev), 1, "avail_event follows last_avail_idx");
 
-	vfsd_vring_push(&vr, chain.head, 0);
+	vfsd_vring_push(&vr, &chain, chain.head, 0);
 	cr_expect(vfsd_vring_need_notify(&vr), "the first completion always notifies");
 
 	/* The driver asks to be told only once used idx passes 5. */
 	used_event = htole16(5);
 	memcpy((uint8_t *)g(AVAIL_GPA) + 4 + 2 * QSIZE, &used_event, 2);
 	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
-	vfsd_vring_push(&vr, chain.head, 0);
+	vfsd_vring_push(&vr, &chain, chain.head, 0);
 	cr_expect_not(vfsd_vring_need_notify(&vr), "used_event 5 not reached at used idx 2");
 
 	/* Now it wants to hear when the entry at index 2 is used: 2 -> 3 crosses it. */
@@ -291,7 +291,7 @@ Test(vring, event_idx_publishes_avail_event_and_suppresses_notifications)
 	memcpy((uint8_t *)g(AVAIL_GPA) + 4 + 2 * QSIZE, &used_event, 2);
 	make_avail(0);
 	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
-	vfsd_vring_push(&vr, chain.head, 0);
+	vfsd_vring_push(&vr, &chain, chain.head, 0);
 	cr_expect(vfsd_vring_need_notify(&vr), "used idx moved past used_event 2 -> notify");
 }
 
@@ -303,7 +303,7 @@ Test(vring, no_interrupt_flag_without_event_idx)
 	put_desc(0, BUF_GPA, 8, VRING_DESC_F_WRITE, 0, DESC_GPA);
 	make_avail(0);
 	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
-	vfsd_vring_push(&vr, chain.head, 0);
+	vfsd_vring_push(&vr, &chain, chain.head, 0);
 	memcpy(g(AVAIL_GPA), &flags, 2);
 	cr_expect_not(vfsd_vring_need_notify(&vr));
 	flags = 0;
@@ -332,7 +332,7 @@ Test(vring, set_base_resumes_and_reads_used_idx_from_memory)
 	put_desc(0, BUF_GPA, 8, VRING_DESC_F_WRITE, 0, DESC_GPA);
 	make_avail(0);
 	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
-	vfsd_vring_push(&vr, chain.head, 8);
+	vfsd_vring_push(&vr, &chain, chain.head, 8);
 	cr_expect_eq(used_idx_in_guest(), 4);
 }
 
@@ -345,4 +345,86 @@ Test(vring, overlong_chain_in_indirect_table_is_rejected)
 	put_desc(0, table, 64, VRING_DESC_F_INDIRECT, 0, DESC_GPA);
 	make_avail(0);
 	expect_broken("a cycle inside an indirect table");
+}
+
+static bool page_dirty(const struct vfsd_dirty_log *log, uint64_t gpa)
+{
+	uint64_t page = gpa / VFSD_LOG_PAGE;
+	return log->map[page / 8] & (1u << (page % 8));
+}
+
+static int log_memfd(size_t size, struct vfsd_dirty_log *log)
+{
+	int fd = memfd_create("log", MFD_CLOEXEC);
+	cr_assert(fd >= 0);
+	cr_assert(ftruncate(fd, (off_t)size) == 0);
+	cr_assert_eq(vfsd_dirty_log_map(fd, size, 0, log), 0);
+	return fd;
+}
+
+Test(vring, dirty_log_marks_reply_data_and_used_ring)
+{
+	/* Enough bits for GPA 0 .. GPA_BASE + MEM_SIZE. */
+	struct vfsd_dirty_log log;
+	int fd = log_memfd((GPA_BASE + MEM_SIZE) / VFSD_LOG_PAGE / 8, &log);
+	const char *why;
+
+	vr.log = &log;
+	vr.addr_flags = VHU_VRING_F_LOG;
+	vr.event_idx = true;
+	/* A reply area spanning two pages, of which the reply fills 5000 bytes. */
+	put_desc(0, BUF_GPA + 0x3000, 0x2000, VRING_DESC_F_WRITE, 0, DESC_GPA);
+	make_avail(0);
+	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
+	cr_expect(page_dirty(&log, USED_GPA), "avail_event write is in the used ring's page");
+	vfsd_vring_push(&vr, &chain, chain.head, 5000);
+
+	cr_expect(page_dirty(&log, BUF_GPA + 0x3000));
+	cr_expect(page_dirty(&log, BUF_GPA + 0x4000), "the reply's second page");
+	cr_expect_not(page_dirty(&log, BUF_GPA + 0x5000), "beyond the reply length");
+	cr_expect(page_dirty(&log, USED_GPA), "used element and used idx");
+	cr_expect_not(page_dirty(&log, DESC_GPA), "the device never writes descriptors");
+	cr_expect_not(page_dirty(&log, AVAIL_GPA), "nor the avail ring");
+	vfsd_dirty_log_unmap(&log);
+	close(fd);
+}
+
+Test(vring, used_ring_is_logged_at_log_guest_addr_only_with_the_flag)
+{
+	struct vfsd_dirty_log log;
+	int fd = log_memfd((GPA_BASE + MEM_SIZE) / VFSD_LOG_PAGE / 8, &log);
+	const char *why;
+
+	vr.log = &log;
+	vr.addr_flags = 0; /* QEMU did not ask for used-ring logging */
+	put_desc(0, BUF_GPA, 16, VRING_DESC_F_WRITE, 0, DESC_GPA);
+	make_avail(0);
+	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
+	vfsd_vring_push(&vr, &chain, chain.head, 16);
+	cr_expect(page_dirty(&log, BUF_GPA));
+	cr_expect_not(page_dirty(&log, USED_GPA));
+
+	/* With the flag, the position comes from log_gpa, not from where the ring is. */
+	vr.addr_flags = VHU_VRING_F_LOG;
+	vr.log_gpa = GPA_BASE + 0x8000;
+	make_avail(0);
+	cr_assert_eq(vfsd_vring_pop(&vr, &mem, &chain, &why), 1);
+	vfsd_vring_push(&vr, &chain, chain.head, 0);
+	cr_expect(page_dirty(&log, GPA_BASE + 0x8000));
+	cr_expect_not(page_dirty(&log, USED_GPA));
+	vfsd_dirty_log_unmap(&log);
+	close(fd);
+}
+
+Test(vring, dirty_log_never_writes_past_its_end)
+{
+	struct vfsd_dirty_log log;
+	int fd = log_memfd(4096, &log); /* covers 128 MiB of guest-physical space */
+
+	vfsd_dirty_log_mark(&log, 4096ull * 8 * 4096 - 1, 2); /* last bit, then past the end */
+	cr_expect(log.map[4095] & 0x80);
+	vfsd_dirty_log_mark(&log, 1ull << 40, 4096);
+	vfsd_dirty_log_mark(&log, UINT64_MAX - 10, 100); /* wraps: must not loop or crash */
+	vfsd_dirty_log_unmap(&log);
+	close(fd);
 }
