@@ -20,11 +20,12 @@
 struct vfsd_io;
 
 /* FUSE protocol we speak: the kernel header's 7.38, and at least 7.27 from the guest. */
-#define VFSD_FUSE_MAJOR     7
+#define VFSD_FUSE_MAJOR	    7
 #define VFSD_FUSE_MIN_MINOR 27
-#define VFSD_MAX_WRITE      (1u << 20) /* 1 MiB, max_pages 256 */
-#define VFSD_MAX_PAGES      256
-#define VFSD_NAME_MAX       255
+#define VFSD_MAX_WRITE	    (1u << 20) /* 1 MiB, max_pages 256 */
+#define VFSD_MAX_PAGES	    256
+#define VFSD_NAME_MAX	    255
+#define VFSD_PATH_MAX	    4096 /* symlink targets: at most VFSD_PATH_MAX - 1 bytes */
 #define VFSD_MAX_REQUEST    (VFSD_MAX_WRITE + 4096)
 #define VFSD_MAX_READDIR    (1u << 20)
 
@@ -40,8 +41,8 @@ struct vfsd_fs_ctx {
 
 /* What INIT negotiated; the fs may look at it (for example writeback). */
 struct vfsd_fuse_conn {
-	uint32_t minor;     /* guest's minor, capped at ours */
-	uint64_t flags;     /* FUSE_* init flags in effect (flags | flags2 << 32) */
+	uint32_t minor; /* guest's minor, capped at ours */
+	uint64_t flags; /* FUSE_* init flags in effect (flags | flags2 << 32) */
 	uint32_t max_write;
 	uint32_t max_readahead;
 };
@@ -126,6 +127,27 @@ struct vfsd_fs_ops {
 			  const struct fuse_release_in *in);
 	int (*statfs)(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 		      struct fuse_kstatfs *ret);
+	/*
+	 * READLINK: copy the link target, without a NUL, to @buf (room for
+	 * @size bytes) and return its length, which must be below @size: a
+	 * target of @size bytes or more (readlink cannot tell it from a
+	 * truncated one) is -ENAMETOOLONG. Not a symlink: -EINVAL.
+	 */
+	int (*readlink)(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, char *buf,
+			size_t size);
+	/*
+	 * SYMLINK: @name in @parent pointing to @target (NUL-terminated, 1 to
+	 * VFSD_PATH_MAX - 1 bytes, may contain '/'). Like MKNOD, MKDIR and
+	 * LINK, a successful reply counts as one guest lookup of the entry.
+	 */
+	int (*symlink)(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		       const char *target, struct fuse_entry_out *ret);
+	/* MKNOD: in->mode carries the file type; in->rdev is new_encode_dev() format. */
+	int (*mknod)(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		     const struct fuse_mknod_in *in, struct fuse_entry_out *ret);
+	/* LINK: a new name @newname in @newparent for the existing @oldnodeid (never 0). */
+	int (*link)(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid, uint64_t newparent,
+		    const char *newname, struct fuse_entry_out *ret);
 };
 
 /*

@@ -492,6 +492,130 @@ static int pt_mkdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 	return do_lookup(fs, p, name, ret);
 }
 
+static int pt_symlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		      const char *target, struct fuse_entry_out *ret)
+{
+	struct vfsd_passthrough *fs = PT(fsp);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	size_t len;
+	int r;
+
+	if (!p)
+		return -ENOENT;
+	r = check_name(name);
+	if (r < 0)
+		return r;
+	/* The dispatcher checked the target too; again, cheaply. */
+	len = target ? strnlen(target, VFSD_PATH_MAX) : 0;
+	if (len == 0)
+		return -EINVAL;
+	if (len >= VFSD_PATH_MAX)
+		return -ENAMETOOLONG;
+	{
+		_cleanup_creds_ struct creds_guard g = { 0 };
+		r = creds_switch(ctx->uid, ctx->gid, &g);
+		if (r < 0)
+			return r;
+		r = RET_NERRNO(symlinkat(target, p->fd, name));
+	}
+	if (r < 0)
+		return r;
+	return do_lookup(fs, p, name, ret);
+}
+
+static int pt_mknod(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		    const struct fuse_mknod_in *in, struct fuse_entry_out *ret)
+{
+	struct vfsd_passthrough *fs = PT(fsp);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	mode_t type = in->mode & S_IFMT;
+	dev_t rdev = 0;
+	int r;
+
+	if (!p)
+		return -ENOENT;
+	r = check_name(name);
+	if (r < 0)
+		return r;
+	switch (type) {
+	case S_IFCHR:
+	case S_IFBLK:
+		/*
+		 * new_encode_dev() format; for the 12-bit major, 20-bit minor
+		 * it can hold, that is also glibc's dev_t encoding.
+		 */
+		rdev = (dev_t)in->rdev;
+		break;
+	case S_IFREG:
+	case S_IFIFO:
+	case S_IFSOCK:
+		break;
+	default:
+		return -EINVAL; /* directories, symlinks and type 0 have their own ops */
+	}
+	{
+		/* No CAP_MKNOD under another fsuid: device nodes then fail with EPERM. */
+		_cleanup_creds_ struct creds_guard g = { 0 };
+		r = creds_switch(ctx->uid, ctx->gid, &g);
+		if (r < 0)
+			return r;
+		r = RET_NERRNO(mknodat(p->fd, name, type | (in->mode & 07777), rdev));
+	}
+	if (r < 0)
+		return r;
+	return do_lookup(fs, p, name, ret);
+}
+
+/*
+ * LINK: a new name for an inode we hold. The reply is for that inode (not a
+ * fresh lookup of the new name, which may have been replaced meanwhile):
+ * the same node id, one more guest lookup. Like UNLINK and RENAME it runs
+ * with our own credentials: no inode is created.
+ */
+static int pt_link(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid, uint64_t newparent,
+		   const char *newname, struct fuse_entry_out *ret)
+{
+	struct vfsd_passthrough *fs = PT(fsp);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL, *p = NULL, *li = NULL;
+	char procname[16];
+	struct stat st;
+	int fd, r;
+
+	r = check_name(newname);
+	if (r < 0)
+		return r;
+	i = get_inode(fs, oldnodeid);
+	p = get_inode(fs, newparent);
+	if (!i || !p)
+		return -ENOENT;
+	if (i->type == S_IFDIR)
+		return -EPERM;
+	if (p->type != S_IFDIR)
+		return -ENOTDIR;
+	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, ENOENT (or EPERM). */
+	r = RET_NERRNO(linkat(i->fd, "", p->fd, newname, AT_EMPTY_PATH));
+	if (r == -ENOENT || r == -EPERM) {
+		/* /proc/self/fd/N of an O_PATH fd reaches the inode itself, symlinks too. */
+		snprintf(procname, sizeof(procname), "%d", i->fd);
+		r = RET_NERRNO(
+		    linkat(fs->proc_self_fd, procname, p->fd, newname, AT_SYMLINK_FOLLOW));
+	}
+	if (r < 0)
+		return r;
+
+	r = stat_inode(i, &st);
+	if (r < 0)
+		return r;
+	fd = RET_NERRNO(fcntl(i->fd, F_DUPFD_CLOEXEC, 3));
+	if (fd < 0)
+		return fd;
+	r = vfsd_inode_table_lookup_or_insert(fs->inodes, fd, &st, &li); /* takes fd */
+	if (r < 0)
+		return r;
+	fill_entry(fs, ret, li->nodeid, &st);
+	return 0;
+}
+
 static int pt_unlink_common(void *fsp, uint64_t parent, const char *name, int flags)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
@@ -536,6 +660,28 @@ static int pt_rename(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 	if (!p || !np)
 		return -ENOENT;
 	return RET_NERRNO(renameat2(p->fd, name, np->fd, newname, flags));
+}
+
+static int pt_readlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, char *buf,
+		       size_t size)
+{
+	struct vfsd_passthrough *fs = PT(fsp);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = get_inode(fs, nodeid);
+	ssize_t n;
+
+	if (!i)
+		return -ENOENT;
+	/* readlinkat(fd, "") on anything else says ENOENT; readlink(2) says EINVAL. */
+	if (i->type != S_IFLNK)
+		return -EINVAL;
+	if (size == 0)
+		return -ENAMETOOLONG;
+	n = readlinkat(i->fd, "", buf, MIN(size, (size_t)INT32_MAX));
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= size)
+		return -ENAMETOOLONG; /* may be truncated */
+	return (int)n;
 }
 
 static int pt_statfs(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
@@ -944,4 +1090,8 @@ const struct vfsd_fs_ops vfsd_passthrough_ops = {
 	.readdir = pt_readdir,
 	.releasedir = pt_releasedir,
 	.statfs = pt_statfs,
+	.readlink = pt_readlink,
+	.symlink = pt_symlink,
+	.mknod = pt_mknod,
+	.link = pt_link,
 };

@@ -64,6 +64,8 @@ struct req {
 		struct fuse_release_in release;
 		struct fuse_fsync_in fsync;
 		struct fuse_mkdir_in mkdir;
+		struct fuse_mknod_in mknod;
+		struct fuse_link_in link;
 		struct fuse_rename_in rename;
 		struct fuse_rename2_in rename2;
 		struct fuse_interrupt_in interrupt;
@@ -143,6 +145,35 @@ static int read_name(struct req *q, char buf[static VFSD_NAME_MAX + 1], const ch
 		return req_fail(q, -EINVAL, "%s contains '/'", what);
 	if (strcmp(buf, ".") == 0 || strcmp(buf, "..") == 0)
 		return req_fail(q, -EINVAL, "%s is \"%s\"", what, buf);
+	return vfsd_reader_skip(q->r, len + 1);
+}
+
+/*
+ * Decode a NUL-terminated symlink target into @buf: 1 to VFSD_PATH_MAX - 1
+ * bytes, any of them but NUL ('/' included). Only VFSD_PATH_MAX bytes are
+ * ever looked at, and never beyond the request. A target with no NUL in
+ * its first VFSD_PATH_MAX bytes is -ENAMETOOLONG (what symlink(2) says);
+ * every other malformation is -EINVAL.
+ */
+static int read_target(struct req *q, char buf[static VFSD_PATH_MAX], const char *what)
+{
+	struct vfsd_reader peek = *q->r;
+	size_t n = MIN(vfsd_reader_available(q->r), (size_t)VFSD_PATH_MAX);
+	const char *nul;
+	size_t len;
+
+	if (vfsd_reader_read(&peek, buf, n) < 0)
+		return req_fail(q, -EIO, "%s: cannot read", what); /* cannot happen */
+	nul = memchr(buf, '\0', n);
+	if (!nul) {
+		if (n >= VFSD_PATH_MAX)
+			return req_fail(q, -ENAMETOOLONG, "%s longer than %u bytes", what,
+					VFSD_PATH_MAX - 1);
+		return req_fail(q, -EINVAL, "%s not NUL-terminated within len", what);
+	}
+	len = (size_t)(nul - buf);
+	if (len == 0)
+		return req_fail(q, -EINVAL, "%s is empty", what);
 	return vfsd_reader_skip(q->r, len + 1);
 }
 
@@ -461,6 +492,100 @@ static int do_mkdir(struct req *q)
 	return reply_payload(q, &out, sizeof(out));
 }
 
+/*
+ * READLINK: no arguments; the reply payload is the target's bytes without a
+ * NUL. The guest kernel offers a page less one byte for it, which is
+ * VFSD_PATH_MAX - 1, the longest target there is, on 4 KiB pages. A target
+ * that does not fit the reply room is -ENAMETOOLONG, never truncated: a
+ * truncated target is a different, valid-looking path.
+ */
+static int do_readlink(struct req *q)
+{
+	char buf[VFSD_PATH_MAX];
+	size_t room = vfsd_writer_available(q->w) - OUT_HDR_SIZE; /* >= 16 checked up front */
+	int ret;
+
+	if (!OPS(q)->readlink)
+		return -ENOSYS;
+	ret = OPS(q)->readlink(q->s->fs, &q->ctx, q->h.nodeid, buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	if ((size_t)ret >= sizeof(buf))
+		return req_fail(q, -EIO, "readlink op returned %d for a %zu-byte buffer", ret,
+				sizeof(buf));
+	if ((size_t)ret > room)
+		return req_fail(q, -ENAMETOOLONG, "%d-byte target does not fit in %zu bytes", ret,
+				room);
+	return reply_payload(q, buf, (size_t)ret);
+}
+
+/* SYMLINK: "name\0target\0" (the kernel's order: the new entry first). */
+static int do_symlink(struct req *q)
+{
+	char name[VFSD_NAME_MAX + 1], target[VFSD_PATH_MAX];
+	struct fuse_entry_out out = { 0 };
+	int ret;
+
+	if (!OPS(q)->symlink)
+		return -ENOSYS;
+	ret = read_name(q, name, "name");
+	if (ret == 0)
+		ret = read_target(q, target, "target");
+	if (ret == 0)
+		ret = reply_room(q, sizeof(out));
+	if (ret == 0)
+		ret = OPS(q)->symlink(q->s->fs, &q->ctx, q->h.nodeid, name, target, &out);
+	if (ret < 0)
+		return ret;
+	return reply_payload(q, &out, sizeof(out));
+}
+
+/*
+ * MKNOD: fuse_mknod_in, then the name. Before 7.12 the in-struct was 8
+ * bytes (FUSE_COMPAT_MKNOD_IN_SIZE), but INIT refuses anything below
+ * VFSD_FUSE_MIN_MINOR, so the full struct is always there.
+ */
+static int do_mknod(struct req *q)
+{
+	char name[VFSD_NAME_MAX + 1];
+	struct fuse_entry_out out = { 0 };
+	int ret;
+
+	_Static_assert(VFSD_FUSE_MIN_MINOR >= 12, "MKNOD would need FUSE_COMPAT_MKNOD_IN_SIZE");
+	if (!OPS(q)->mknod)
+		return -ENOSYS;
+	ret = read_name(q, name, "name");
+	if (ret == 0)
+		ret = reply_room(q, sizeof(out));
+	if (ret == 0)
+		ret = OPS(q)->mknod(q->s->fs, &q->ctx, q->h.nodeid, name, &q->in.mknod, &out);
+	if (ret < 0)
+		return ret;
+	return reply_payload(q, &out, sizeof(out));
+}
+
+/* LINK: fuse_link_in (the existing node), then the new name; nodeid is the new parent. */
+static int do_link(struct req *q)
+{
+	char newname[VFSD_NAME_MAX + 1];
+	struct fuse_entry_out out = { 0 };
+	uint64_t oldnodeid = q->in.link.oldnodeid;
+	int ret;
+
+	if (!OPS(q)->link)
+		return -ENOSYS;
+	if (oldnodeid == 0)
+		return req_fail(q, -EINVAL, "oldnodeid is 0");
+	ret = read_name(q, newname, "new name");
+	if (ret == 0)
+		ret = reply_room(q, sizeof(out));
+	if (ret == 0)
+		ret = OPS(q)->link(q->s->fs, &q->ctx, oldnodeid, q->h.nodeid, newname, &out);
+	if (ret < 0)
+		return ret;
+	return reply_payload(q, &out, sizeof(out));
+}
+
 static int do_unlink(struct req *q)
 {
 	char name[VFSD_NAME_MAX + 1];
@@ -669,14 +794,14 @@ static const struct fuse_op fuse_ops[] = {
 	OP(FUSE_FORGET, do_forget, sizeof(struct fuse_forget_in), false),
 	OP(FUSE_GETATTR, do_getattr, sizeof(struct fuse_getattr_in), true),
 	OP(FUSE_SETATTR, do_setattr, sizeof(struct fuse_setattr_in), true),
-	NOP(FUSE_READLINK),
-	NOP(FUSE_SYMLINK),
-	NOP(FUSE_MKNOD),
+	OP(FUSE_READLINK, do_readlink, 0, true),
+	OP(FUSE_SYMLINK, do_symlink, 0, true),
+	OP(FUSE_MKNOD, do_mknod, sizeof(struct fuse_mknod_in), true),
 	OP(FUSE_MKDIR, do_mkdir, sizeof(struct fuse_mkdir_in), true),
 	OP(FUSE_UNLINK, do_unlink, 0, true),
 	OP(FUSE_RMDIR, do_rmdir, 0, true),
 	OP(FUSE_RENAME, do_rename, sizeof(struct fuse_rename_in), true),
-	NOP(FUSE_LINK),
+	OP(FUSE_LINK, do_link, sizeof(struct fuse_link_in), true),
 	OP(FUSE_OPEN, do_open, sizeof(struct fuse_open_in), true),
 	OP(FUSE_READ, do_read, READ_IN_COMPAT_SIZE, true),
 	OP(FUSE_WRITE, do_write, FUSE_COMPAT_WRITE_IN_SIZE, true),

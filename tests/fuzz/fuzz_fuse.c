@@ -216,7 +216,53 @@ static int f_statfs(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	return 0;
 }
 
+static int f_readlink(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, char *buf,
+		      size_t size)
+{
+	/* Every length up to the limit, so the fit checks are exercised. */
+	size_t n = (nodeid * 37) % (size + 1);
+
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memset(buf, 'l', n);
+	return (int)n;
+}
+
+static int f_symlink(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		     const char *target, struct fuse_entry_out *ret)
+{
+	size_t len = strlen(target);
+
+	check_name(name);
+	if (len == 0 || len >= VFSD_PATH_MAX)
+		abort(); /* the dispatcher promised 1..VFSD_PATH_MAX - 1 bytes */
+	entry(ret, parent + 4);
+	return 0;
+}
+
+static int f_mknod(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		   const struct fuse_mknod_in *in, struct fuse_entry_out *ret)
+{
+	check_name(name);
+	entry(ret, parent + 5);
+	return 0;
+}
+
+static int f_link(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid, uint64_t newparent,
+		  const char *newname, struct fuse_entry_out *ret)
+{
+	check_name(newname);
+	if (oldnodeid == 0)
+		abort(); /* the dispatcher rejects node id 0 */
+	entry(ret, oldnodeid);
+	return 0;
+}
+
 static const struct vfsd_fs_ops fuzz_ops = {
+	.readlink = f_readlink,
+	.symlink = f_symlink,
+	.mknod = f_mknod,
+	.link = f_link,
 	.reset = f_reset,
 	.destroy = f_reset,
 	.lookup = f_lookup,

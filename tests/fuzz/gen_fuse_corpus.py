@@ -12,7 +12,7 @@ FUSE = dict(LOOKUP=1, FORGET=2, GETATTR=3, SETATTR=4, MKDIR=9, UNLINK=10, RMDIR=
             RENAME=12, OPEN=14, READ=15, WRITE=16, STATFS=17, RELEASE=18, FSYNC=20,
             FLUSH=25, INIT=26, OPENDIR=27, READDIR=28, RELEASEDIR=29, CREATE=35,
             INTERRUPT=36, DESTROY=38, BATCH_FORGET=42, READDIRPLUS=44, RENAME2=45,
-            SETUPMAPPING=48)
+            SETUPMAPPING=48, READLINK=5, SYMLINK=6, MKNOD=8, LINK=13)
 
 _unique = [0x10]
 
@@ -80,6 +80,10 @@ seeds = {
     "len_lies": bytes([0x0c | ROOM_4K]) + req("GETATTR", 1, struct.pack("<IIQ", 0, 0, 0), len_delta=-20)
     + req("SETATTR", 1, b"\0" * 8) + req("LOOKUP", 1, name("tail"), len_delta=1000),
     "small_room": bytes([0x01 | 0x30]) + req("LOOKUP", 1, name("hello")) + req("READ", 2, read_in(size=1000)),
+    "links": bytes([0x05 | ROOM_4K]) + req("READLINK", 3) + req("SYMLINK", 1, name("ln", "target/dir"))
+    + req("SYMLINK", 1, name("ln", "")) + req("SYMLINK", 1, b"ln\0nonul")
+    + req("MKNOD", 1, struct.pack("<IIII", 0o10644, 0, 0o22, 0) + name("fifo"))
+    + req("LINK", 1, struct.pack("<Q", 2) + name("hard")) + req("LINK", 1, struct.pack("<Q", 0) + name("zero")),
     "destroy_then_op": bytes([0x0d | ROOM_4K]) + req("DESTROY", 0) + req("LOOKUP", 1, name("a"))
     + req("INIT", 0, init_in(minor=36)) + req("LOOKUP", 1, name("a")),
 }

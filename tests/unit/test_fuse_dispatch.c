@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "vfsd/chain_io.h"
 #include "vfsd/fuse.h"
@@ -40,7 +41,13 @@ struct fake {
 		struct fuse_flush_in flush;
 		struct fuse_release_in release;
 		struct fuse_fsync_in fsync;
+		struct fuse_mknod_in mknod;
 	} in;
+	/* SYMLINK: the target the op got; READLINK: what the op returns */
+	char target[VFSD_PATH_MAX + 1];
+	int readlink_len; /* READLINK: the length the op claims (0: strlen(target)) */
+	size_t readlink_size;
+	uint64_t oldnodeid; /* LINK */
 	bool plus;
 	size_t dirbuf_size;
 	/* forgets */
@@ -300,6 +307,51 @@ static int fake_statfs(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	return F.ret;
 }
 
+static int fake_readlink(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, char *buf,
+			 size_t size)
+{
+	size_t len = strlen(F.target);
+
+	record("readlink", ctx, nodeid);
+	F.readlink_size = size;
+	if (F.ret)
+		return F.ret;
+	memcpy(buf, F.target, MIN(len, size));
+	return F.readlink_len ? F.readlink_len : (int)len;
+}
+
+static int fake_symlink(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+			const char *target, struct fuse_entry_out *ret)
+{
+	record("symlink", ctx, parent);
+	snprintf(F.name, sizeof(F.name), "%s", name);
+	snprintf(F.target, sizeof(F.target), "%s", target);
+	fill_entry(ret, 45);
+	ret->attr.mode = S_IFLNK | 0777;
+	return F.ret;
+}
+
+static int fake_mknod(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		      const struct fuse_mknod_in *in, struct fuse_entry_out *ret)
+{
+	record("mknod", ctx, parent);
+	snprintf(F.name, sizeof(F.name), "%s", name);
+	F.in.mknod = *in;
+	fill_entry(ret, 46);
+	ret->attr.mode = in->mode;
+	return F.ret;
+}
+
+static int fake_link(void *fs, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid,
+		     uint64_t newparent, const char *newname, struct fuse_entry_out *ret)
+{
+	record("link", ctx, newparent);
+	F.oldnodeid = oldnodeid;
+	snprintf(F.newname, sizeof(F.newname), "%s", newname);
+	fill_entry(ret, oldnodeid);
+	return F.ret;
+}
+
 static const struct vfsd_fs_ops fake_ops = {
 	.reset = fake_reset,
 	.destroy = fake_destroy,
@@ -322,6 +374,10 @@ static const struct vfsd_fs_ops fake_ops = {
 	.readdir = fake_readdir,
 	.releasedir = fake_releasedir,
 	.statfs = fake_statfs,
+	.readlink = fake_readlink,
+	.symlink = fake_symlink,
+	.mknod = fake_mknod,
+	.link = fake_link,
 };
 
 /* Only the bare minimum: everything else must be -ENOSYS. */
@@ -1071,6 +1127,388 @@ Test(ops, statfs)
 	rb_free(&q);
 }
 
+/* READLINK with @room writable bytes in the chain (header included). */
+static int send_readlink(struct rb *q, uint64_t nodeid, size_t room)
+{
+	rb_begin(q, FUSE_READLINK, nodeid);
+	rb_len(q, 0);
+	return run_raw(q->b, q->len, room, 1);
+}
+
+Test(ops, readlink)
+{
+	struct rb q = { 0 };
+	int ret;
+
+	strcpy(F.target, "../some dir/target");
+	ret = send_readlink(&q, 12, OUT_CAP);
+	assert_reply(&q, ret, 0, strlen(F.target));
+	cr_assert_str_eq(F.last, "readlink");
+	assert_ctx(&q, 12);
+	cr_assert_eq(F.readlink_size, VFSD_PATH_MAX, "the op gets a PATH_MAX buffer");
+	cr_assert_eq(memcmp(out + OUT_HDR, F.target, strlen(F.target)), 0);
+	/* the target's bytes only: no NUL after them */
+	cr_assert_eq(out[OUT_HDR + strlen(F.target)], 0xAA);
+
+	/* the op's error passes through */
+	F.ret = -EINVAL;
+	ret = send_readlink(&q, 12, OUT_CAP);
+	assert_error(&q, ret, -EINVAL);
+	rb_free(&q);
+}
+
+Test(ops, readlink_longest_target_and_room)
+{
+	struct rb q = { 0 };
+	int ret;
+
+	/* the longest target there is, in the room a 4 KiB-page guest offers */
+	memset(F.target, 't', VFSD_PATH_MAX - 1);
+	F.target[VFSD_PATH_MAX - 1] = '\0';
+	ret = send_readlink(&q, 3, OUT_HDR + VFSD_PATH_MAX - 1);
+	assert_reply(&q, ret, 0, VFSD_PATH_MAX - 1);
+	cr_assert_eq(out[OUT_HDR], 't');
+	cr_assert_eq(out[OUT_HDR + VFSD_PATH_MAX - 2], 't');
+
+	/*
+	 * A target that does not fit the reply room is -ENAMETOOLONG, never
+	 * truncated (a truncated target is another path); header only.
+	 */
+	ret = send_readlink(&q, 3, OUT_HDR + VFSD_PATH_MAX - 2);
+	assert_error(&q, ret, -ENAMETOOLONG);
+	strcpy(F.target, "abcde");
+	ret = send_readlink(&q, 3, OUT_HDR + 4);
+	assert_error(&q, ret, -ENAMETOOLONG);
+	ret = send_readlink(&q, 3, OUT_HDR + 5);
+	assert_reply(&q, ret, 0, 5);
+	ret = send_readlink(&q, 3, OUT_HDR);
+	assert_error(&q, ret, -ENAMETOOLONG);
+	rb_free(&q);
+}
+
+Test(ops, readlink_op_overclaims)
+{
+	struct rb q = { 0 };
+	int ret;
+
+	/* an op that claims more than its buffer is a bug: EIO, nothing sent */
+	strcpy(F.target, "x");
+	F.readlink_len = VFSD_PATH_MAX;
+	ret = send_readlink(&q, 3, OUT_CAP);
+	assert_error(&q, ret, -EIO);
+	F.readlink_len = 0x7fffffff;
+	ret = send_readlink(&q, 3, OUT_CAP);
+	assert_error(&q, ret, -EIO);
+	rb_free(&q);
+}
+
+static int send_symlink_raw(struct rb *q, uint64_t parent, const void *body, size_t n, size_t scale)
+{
+	rb_begin(q, FUSE_SYMLINK, parent);
+	rb_put(q, body, n);
+	rb_len(q, 0);
+	return run_raw(q->b, q->len, OUT_CAP, scale);
+}
+
+/* "name\0target\0" as the kernel sends it. */
+static int send_symlink(struct rb *q, uint64_t parent, const char *name, const char *target,
+			size_t scale)
+{
+	rb_begin(q, FUSE_SYMLINK, parent);
+	rb_str(q, name);
+	rb_str(q, target);
+	rb_len(q, 0);
+	return run_raw(q->b, q->len, OUT_CAP, scale);
+}
+
+Test(ops, symlink)
+{
+	struct rb q = { 0 };
+	struct fuse_entry_out e;
+	int ret;
+
+	/* the same request over differently split chains */
+	for (size_t scale = 1; scale <= 5; scale++) {
+		F.calls = 0;
+		ret = send_symlink(&q, 9, "the-link", "/abs/dir with space/../file", scale);
+		assert_reply(&q, ret, 0, sizeof(e));
+		cr_assert_eq(F.calls, 1);
+		cr_assert_str_eq(F.last, "symlink");
+		cr_assert_str_eq(F.name, "the-link", "the name comes first");
+		cr_assert_str_eq(F.target, "/abs/dir with space/../file");
+		assert_ctx(&q, 9);
+		memcpy(&e, out + OUT_HDR, sizeof(e));
+		cr_assert_eq(e.nodeid, 45);
+		cr_assert(S_ISLNK(e.attr.mode));
+	}
+	/* targets may be "..", "/" or a single byte; data after the target is ignored */
+	ret = send_symlink(&q, 1, "a", "..", 1);
+	assert_reply(&q, ret, 0, sizeof(e));
+	cr_assert_str_eq(F.target, "..");
+	ret = send_symlink_raw(&q, 1, "b\0/\0junk", 9, 1);
+	assert_reply(&q, ret, 0, sizeof(e));
+	cr_assert_str_eq(F.name, "b");
+	cr_assert_str_eq(F.target, "/");
+	/* the op's error passes through */
+	F.ret = -EEXIST;
+	ret = send_symlink(&q, 1, "a", "x", 1);
+	assert_error(&q, ret, -EEXIST);
+	rb_free(&q);
+}
+
+Test(ops, symlink_longest_target)
+{
+	struct rb q = { 0 };
+	char *target = malloc(VFSD_PATH_MAX + 1);
+	int ret;
+
+	cr_assert_not_null(target);
+	memset(target, 'p', VFSD_PATH_MAX);
+	for (size_t i = 7; i < VFSD_PATH_MAX; i += 8)
+		target[i] = '/';
+	target[VFSD_PATH_MAX - 1] = '\0'; /* 4095 bytes */
+	ret = send_symlink(&q, 1, "long", target, 64);
+	assert_reply(&q, ret, 0, sizeof(struct fuse_entry_out));
+	cr_assert_eq(strlen(F.target), VFSD_PATH_MAX - 1);
+	cr_assert_str_eq(F.target, target);
+	free(target);
+	rb_free(&q);
+}
+
+Test(malformed, symlink)
+{
+	struct rb q = { 0 };
+	char *body = malloc(VFSD_PATH_MAX + 8);
+	int ret;
+
+	cr_assert_not_null(body);
+	/* target without its NUL */
+	ret = send_symlink_raw(&q, 1, "name\0target", 11, 1);
+	assert_error(&q, ret, -EINVAL);
+	/* the NUL is in the chain, but past len */
+	rb_begin(&q, FUSE_SYMLINK, 1);
+	rb_put(&q, "name\0target", 11);
+	rb_len(&q, 0);
+	rb_put(&q, "", 1);
+	ret = run(&q);
+	assert_error(&q, ret, -EINVAL);
+	/* empty target, target missing */
+	ret = send_symlink_raw(&q, 1, "name\0\0", 6, 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_symlink_raw(&q, 1, "name\0", 5, 1);
+	assert_error(&q, ret, -EINVAL);
+	/* bad names: '/', "..", empty, none at all */
+	ret = send_symlink(&q, 1, "a/b", "target", 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_symlink(&q, 1, "..", "target", 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_symlink(&q, 1, "", "target", 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_symlink_raw(&q, 1, "", 0, 1);
+	assert_error(&q, ret, -EINVAL);
+	/* target of 4096 bytes: too long, with or without a NUL after it */
+	memcpy(body, "n", 2);
+	memset(body + 2, 't', VFSD_PATH_MAX);
+	ret = send_symlink_raw(&q, 1, body, 2 + VFSD_PATH_MAX, 1);
+	assert_error(&q, ret, -ENAMETOOLONG);
+	body[2 + VFSD_PATH_MAX] = '\0';
+	ret = send_symlink_raw(&q, 1, body, 3 + VFSD_PATH_MAX, 1);
+	assert_error(&q, ret, -ENAMETOOLONG);
+	/* ...and 4095 then NUL is fine */
+	body[1 + VFSD_PATH_MAX] = '\0';
+	cr_assert_eq(F.calls, 0);
+	ret = send_symlink_raw(&q, 1, body, 2 + VFSD_PATH_MAX, 1);
+	assert_reply(&q, ret, 0, sizeof(struct fuse_entry_out));
+	cr_assert_eq(F.calls, 1);
+	free(body);
+	rb_free(&q);
+}
+
+Test(malformed, symlink_every_truncation)
+{
+	struct rb q = { 0 };
+	size_t full;
+
+	rb_begin(&q, FUSE_SYMLINK, 1);
+	rb_str(&q, "entry");
+	rb_str(&q, "../tar/get");
+	rb_len(&q, 0);
+	full = q.len;
+	for (size_t n = IN_HDR; n < full; n++) {
+		int ret;
+
+		rb_len(&q, (uint32_t)n);
+		ret = run_raw(q.b, n, OUT_CAP, 1);
+		assert_error(&q, ret, -EINVAL);
+		/* len says n, the chain has it all */
+		ret = run_raw(q.b, full, OUT_CAP, 1);
+		assert_error(&q, ret, -EINVAL);
+	}
+	cr_assert_eq(F.calls, 0);
+	rb_free(&q);
+}
+
+Test(ops, mknod)
+{
+	struct rb q = { 0 };
+	struct fuse_mknod_in ni = { .mode = S_IFCHR | 0620, .rdev = 0x10305, .umask = 022 };
+	struct fuse_entry_out e;
+	int ret;
+
+	for (size_t scale = 1; scale <= 3; scale++) {
+		rb_begin(&q, FUSE_MKNOD, 2);
+		rb_put(&q, &ni, sizeof(ni));
+		rb_str(&q, "dev-node");
+		rb_len(&q, 0);
+		ret = run_raw(q.b, q.len, OUT_CAP, scale);
+		assert_reply(&q, ret, 0, sizeof(e));
+		cr_assert_str_eq(F.last, "mknod");
+		cr_assert_str_eq(F.name, "dev-node");
+		cr_assert_eq(F.in.mknod.mode, S_IFCHR | 0620);
+		cr_assert_eq(F.in.mknod.rdev, 0x10305);
+		cr_assert_eq(F.in.mknod.umask, 022);
+		assert_ctx(&q, 2);
+		memcpy(&e, out + OUT_HDR, sizeof(e));
+		cr_assert_eq(e.nodeid, 46);
+		cr_assert_eq(e.attr.mode, S_IFCHR | 0620);
+	}
+	F.ret = -EPERM;
+	rb_begin(&q, FUSE_MKNOD, 2);
+	rb_put(&q, &ni, sizeof(ni));
+	rb_str(&q, "x");
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EPERM);
+	rb_free(&q);
+}
+
+Test(malformed, mknod)
+{
+	struct rb q = { 0 };
+	struct fuse_mknod_in ni = { .mode = S_IFIFO | 0644 };
+	int ret;
+
+	/* the 8-byte pre-7.12 struct is a truncated request on a 7.38 session */
+	rb_begin(&q, FUSE_MKNOD, 1);
+	rb_put(&q, &ni, FUSE_COMPAT_MKNOD_IN_SIZE);
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EIO);
+	rb_begin(&q, FUSE_MKNOD, 1);
+	rb_put(&q, &ni, sizeof(ni));
+	rb_str(&q, "a/b");
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EINVAL);
+	rb_begin(&q, FUSE_MKNOD, 1);
+	rb_put(&q, &ni, sizeof(ni));
+	rb_put(&q, "fifo", 4); /* no NUL */
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EINVAL);
+	rb_begin(&q, FUSE_MKNOD, 1);
+	rb_put(&q, &ni, sizeof(ni));
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EINVAL);
+	cr_assert_eq(F.calls, 0);
+	rb_free(&q);
+}
+
+static int send_link(struct rb *q, uint64_t oldnodeid, uint64_t newparent, const char *newname,
+		     size_t scale)
+{
+	struct fuse_link_in li = { .oldnodeid = oldnodeid };
+
+	rb_begin(q, FUSE_LINK, newparent);
+	rb_put(q, &li, sizeof(li));
+	rb_str(q, newname);
+	rb_len(q, 0);
+	return run_raw(q->b, q->len, OUT_CAP, scale);
+}
+
+Test(ops, link)
+{
+	struct rb q = { 0 };
+	struct fuse_entry_out e;
+	int ret;
+
+	for (size_t scale = 1; scale <= 3; scale++) {
+		ret = send_link(&q, 33, 7, "hard-link", scale);
+		assert_reply(&q, ret, 0, sizeof(e));
+		cr_assert_str_eq(F.last, "link");
+		cr_assert_eq(F.oldnodeid, 33);
+		cr_assert_str_eq(F.newname, "hard-link");
+		assert_ctx(&q, 7); /* the header's node id is the new parent */
+		memcpy(&e, out + OUT_HDR, sizeof(e));
+		cr_assert_eq(e.nodeid, 33, "the entry of the existing inode");
+	}
+	F.ret = -EPERM;
+	ret = send_link(&q, 33, 7, "x", 1);
+	assert_error(&q, ret, -EPERM);
+	rb_free(&q);
+}
+
+Test(malformed, link)
+{
+	struct rb q = { 0 };
+	struct fuse_link_in li = { .oldnodeid = 33 };
+	int ret;
+
+	/* no node has id 0 */
+	ret = send_link(&q, 0, 7, "x", 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_link(&q, 33, 7, "x/y", 1);
+	assert_error(&q, ret, -EINVAL);
+	ret = send_link(&q, 33, 7, ".", 1);
+	assert_error(&q, ret, -EINVAL);
+	/* new name missing */
+	rb_begin(&q, FUSE_LINK, 7);
+	rb_put(&q, &li, sizeof(li));
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EINVAL);
+	/* fuse_link_in truncated */
+	rb_begin(&q, FUSE_LINK, 7);
+	rb_put(&q, &li, 4);
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -EIO);
+	cr_assert_eq(F.calls, 0);
+	rb_free(&q);
+}
+
+/* Entry-making ops check the reply room before they run: no inode made, no lookup leaked. */
+Test(malformed, entry_ops_reply_too_small)
+{
+	struct rb q = { 0 };
+	struct fuse_mknod_in ni = { .mode = S_IFREG | 0644 };
+	struct fuse_link_in li = { .oldnodeid = 33 };
+	size_t small = OUT_HDR + sizeof(struct fuse_entry_out) - 1;
+	int ret;
+
+	rb_begin(&q, FUSE_SYMLINK, 1);
+	rb_str(&q, "l");
+	rb_str(&q, "t");
+	rb_len(&q, 0);
+	ret = run_raw(q.b, q.len, small, 1);
+	assert_error(&q, ret, -ENOSPC);
+	rb_begin(&q, FUSE_MKNOD, 1);
+	rb_put(&q, &ni, sizeof(ni));
+	rb_str(&q, "f");
+	rb_len(&q, 0);
+	ret = run_raw(q.b, q.len, small, 1);
+	assert_error(&q, ret, -ENOSPC);
+	rb_begin(&q, FUSE_LINK, 1);
+	rb_put(&q, &li, sizeof(li));
+	rb_str(&q, "h");
+	rb_len(&q, 0);
+	ret = run_raw(q.b, q.len, small, 1);
+	assert_error(&q, ret, -ENOSPC);
+	cr_assert_eq(F.calls, 0);
+	rb_free(&q);
+}
+
 static int send_read(struct rb *q, uint32_t opcode, uint64_t offset, uint32_t size, size_t room)
 {
 	struct fuse_read_in ri = { .fh = 0x1234, .offset = offset, .size = size };
@@ -1338,7 +1776,7 @@ Test(ops, interrupt_ignored)
 Test(ops, unknown_and_unserved_opcodes)
 {
 	static const uint32_t opcodes[] = {
-		7,	    19, FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING,	     FUSE_SYMLINK,
+		7,	    19, FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING,	     FUSE_SETXATTR,
 		FUSE_IOCTL, 99, CUSE_INIT,	   FUSE_INIT_BSWAP_RESERVED, 0xffffffffu,
 		0,
 	};
@@ -1377,6 +1815,33 @@ Test(sparse, missing_ops_are_enosys)
 	rb_len(&q, 0);
 	ret = run(&q);
 	assert_error(&q, ret, -ENOSYS);
+	rb_begin(&q, FUSE_READLINK, 1);
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -ENOSYS);
+	rb_begin(&q, FUSE_SYMLINK, 1);
+	rb_str(&q, "l");
+	rb_str(&q, "t");
+	rb_len(&q, 0);
+	ret = run(&q);
+	assert_error(&q, ret, -ENOSYS);
+	{
+		struct fuse_mknod_in ni = { .mode = S_IFIFO | 0644 };
+		struct fuse_link_in li = { .oldnodeid = 5 };
+
+		rb_begin(&q, FUSE_MKNOD, 1);
+		rb_put(&q, &ni, sizeof(ni));
+		rb_str(&q, "p");
+		rb_len(&q, 0);
+		ret = run(&q);
+		assert_error(&q, ret, -ENOSYS);
+		rb_begin(&q, FUSE_LINK, 1);
+		rb_put(&q, &li, sizeof(li));
+		rb_str(&q, "h");
+		rb_len(&q, 0);
+		ret = run(&q);
+		assert_error(&q, ret, -ENOSYS);
+	}
 	rb_begin(&q, FUSE_FORGET, 1);
 	rb_put(&q, &fi, sizeof(fi));
 	rb_len(&q, 0);
@@ -1397,6 +1862,10 @@ Test(ops, opcode_names)
 	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_BATCH_FORGET), "BATCH_FORGET");
 	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_READDIRPLUS), "READDIRPLUS");
 	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_SETUPMAPPING), "SETUPMAPPING");
+	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_READLINK), "READLINK");
+	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_SYMLINK), "SYMLINK");
+	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_MKNOD), "MKNOD");
+	cr_assert_str_eq(vfsd_fuse_opcode_name(FUSE_LINK), "LINK");
 	cr_assert_str_eq(vfsd_fuse_opcode_name(7), "UNKNOWN");
 	cr_assert_str_eq(vfsd_fuse_opcode_name(0), "UNKNOWN");
 	cr_assert_str_eq(vfsd_fuse_opcode_name(100000), "UNKNOWN");

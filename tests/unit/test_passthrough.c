@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "vfsd/chain_io.h"
@@ -423,6 +426,334 @@ PT_TEST(rename_and_rename2)
 	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", 999, "d", 0), -ENOENT);
 	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "nope", FUSE_ROOT_ID, "d", 0), -ENOENT);
 	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "c", FUSE_ROOT_ID, "x/y", 0), -EINVAL);
+}
+
+/* ---- symlinks, device nodes, hard links ---- */
+
+static uint64_t symlink_ok(uint64_t parent, const char *name, const char *target,
+			   struct fuse_entry_out *e)
+{
+	struct fuse_entry_out tmp;
+	if (!e)
+		e = &tmp;
+	int r = ops->symlink(fs, &ctx, parent, name, target, e);
+	cr_assert_eq(r, 0, "symlink %s -> %d", name, r);
+	return e->nodeid;
+}
+
+/* READLINK into a buffer of @size; NUL-terminates on success. */
+static int readlink_into(uint64_t nodeid, char *buf, size_t size)
+{
+	int n = ops->readlink(fs, &ctx, nodeid, buf, size);
+	if (n >= 0) {
+		cr_assert_lt((size_t)n, size);
+		buf[n] = '\0';
+	}
+	return n;
+}
+
+static int mknod_as(uint64_t parent, const char *name, uint32_t mode, uint32_t rdev,
+		    struct fuse_entry_out *e)
+{
+	struct fuse_mknod_in in = { .mode = mode, .rdev = rdev, .umask = 022 };
+
+	return ops->mknod(fs, &ctx, parent, name, &in, e);
+}
+
+PT_TEST(symlink_then_readlink)
+{
+	static const char target[] = "../elsewhere/with space/file";
+	struct fuse_entry_out e, e2;
+	char buf[VFSD_PATH_MAX], host[VFSD_PATH_MAX];
+	struct stat st;
+	uint64_t l;
+	ssize_t n;
+
+	l = symlink_ok(FUSE_ROOT_ID, "lnk", target, &e);
+	cr_assert(S_ISLNK(e.attr.mode), "mode %o", e.attr.mode);
+	cr_assert_eq(e.attr.size, strlen(target));
+	st = host_stat("lnk");
+	cr_assert(S_ISLNK(st.st_mode));
+	cr_assert_eq(e.attr.ino, st.st_ino);
+	n = readlinkat(dirfd_, "lnk", host, sizeof(host));
+	cr_assert_eq(n, (ssize_t)strlen(target));
+	cr_assert_eq(memcmp(host, target, (size_t)n), 0);
+
+	cr_assert_eq(readlink_into(l, buf, sizeof(buf)), (int)strlen(target));
+	cr_assert_str_eq(buf, target);
+	/* LOOKUP finds the same node, a symlink; it is never followed */
+	cr_assert_eq(lookup_ok(FUSE_ROOT_ID, "lnk", &e2), l);
+	cr_assert(S_ISLNK(e2.attr.mode));
+
+	/* a buffer the target fills exactly cannot tell it from a truncated one */
+	cr_assert_eq(readlink_into(l, buf, strlen(target) + 1), (int)strlen(target));
+	cr_assert_eq(ops->readlink(fs, &ctx, l, buf, strlen(target)), -ENAMETOOLONG);
+
+	/* absolute targets, and the longest there is */
+	l = symlink_ok(FUSE_ROOT_ID, "abs", "/etc/passwd", NULL);
+	cr_assert_eq(readlink_into(l, buf, sizeof(buf)), 11);
+	cr_assert_str_eq(buf, "/etc/passwd");
+	char *longest = malloc(VFSD_PATH_MAX);
+	cr_assert_not_null(longest);
+	memset(longest, 'x', VFSD_PATH_MAX - 1);
+	for (size_t i = 100; i < VFSD_PATH_MAX - 1; i += 101)
+		longest[i] = '/';
+	longest[VFSD_PATH_MAX - 1] = '\0';
+	l = symlink_ok(FUSE_ROOT_ID, "long", longest, NULL);
+	cr_assert_eq(readlink_into(l, buf, sizeof(buf)), VFSD_PATH_MAX - 1);
+	cr_assert_str_eq(buf, longest);
+	free(longest);
+
+	cr_assert_eq(ops->symlink(fs, &ctx, FUSE_ROOT_ID, "lnk", "x", &e2), -EEXIST);
+	cr_assert_eq(ops->symlink(fs, &ctx, FUSE_ROOT_ID, "a/b", "x", &e2), -EINVAL);
+	cr_assert_eq(ops->symlink(fs, &ctx, FUSE_ROOT_ID, "e", "", &e2), -EINVAL);
+	cr_assert_eq(ops->symlink(fs, &ctx, 999, "x", "y", &e2), -ENOENT);
+	cr_assert_eq(ops->readlink(fs, &ctx, 999, buf, sizeof(buf)), -ENOENT);
+}
+
+PT_TEST(readlink_of_non_symlinks)
+{
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_entry_out e;
+	char buf[64];
+	uint64_t f;
+
+	f = create_ok(FUSE_ROOT_ID, "reg", O_WRONLY, 0644, NULL, NULL);
+	cr_assert_eq(ops->readlink(fs, &ctx, f, buf, sizeof(buf)), -EINVAL);
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "dir", &mi, &e), 0);
+	cr_assert_eq(ops->readlink(fs, &ctx, e.nodeid, buf, sizeof(buf)), -EINVAL);
+	cr_assert_eq(ops->readlink(fs, &ctx, FUSE_ROOT_ID, buf, sizeof(buf)), -EINVAL);
+}
+
+PT_TEST(symlink_runs_as_the_caller)
+{
+	struct fuse_entry_out e;
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root");
+	ctx.uid = 1000;
+	ctx.gid = 1001;
+	symlink_ok(FUSE_ROOT_ID, "mine", "target", &e);
+	cr_assert_eq(e.attr.uid, 1000);
+	cr_assert_eq(e.attr.gid, 1001);
+	st = host_stat("mine");
+	cr_assert_eq(st.st_uid, 1000);
+	cr_assert_eq(st.st_gid, 1001);
+	/* MKNOD too */
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "myfifo", S_IFIFO | 0600, 0, &e), 0);
+	cr_assert_eq(host_stat("myfifo").st_uid, 1000);
+	cr_assert_eq(host_stat("myfifo").st_gid, 1001);
+	/* with another fsuid there is no CAP_MKNOD: device nodes are refused */
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "null", S_IFCHR | 0666, makedev(1, 3), &e), -EPERM);
+	/* DAC checks as the caller: uid 1000 cannot add to a root 0755 dir */
+	cr_assert_eq(mkdirat(dirfd_, "rootonly", 0755), 0);
+	uint64_t ro = lookup_ok(FUSE_ROOT_ID, "rootonly", NULL);
+	cr_assert_eq(ops->symlink(fs, &ctx, ro, "x", "y", &e), -EACCES);
+	cr_assert_eq(mknod_as(ro, "x", S_IFREG | 0644, 0, &e), -EACCES);
+
+	/* the credentials were restored */
+	ctx.uid = 0;
+	ctx.gid = 0;
+	symlink_ok(FUSE_ROOT_ID, "rootlink", "target", &e);
+	cr_assert_eq(e.attr.uid, 0);
+	cr_assert_eq(e.attr.gid, 0);
+}
+
+PT_TEST(mknod_fifo_is_never_opened)
+{
+	struct fuse_entry_out e, e2;
+	struct fuse_open_out o;
+	struct stat st;
+	size_t nh;
+
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "fifo", S_IFIFO | 0640, 0, &e), 0);
+	cr_assert(S_ISFIFO(e.attr.mode), "mode %o", e.attr.mode);
+	cr_assert_eq(e.attr.mode & 07777, 0640, "mode as sent, umask is the guest's business");
+	st = host_stat("fifo");
+	cr_assert(S_ISFIFO(st.st_mode));
+	cr_assert_eq(st.st_ino, e.attr.ino);
+	cr_assert_eq(lookup_ok(FUSE_ROOT_ID, "fifo", &e2), e.nodeid);
+	/* OPEN refuses it, without blocking for a writer */
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDONLY, &o), -ENXIO);
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_WRONLY, &o), -ENXIO);
+	counts(NULL, &nh);
+	cr_assert_eq(nh, 0);
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "fifo", S_IFIFO | 0640, 0, &e2), -EEXIST);
+}
+
+PT_TEST(mknod_regular_socket_and_bad_types)
+{
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+	struct fuse_release_in ri;
+	char out[64];
+
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "reg", S_IFREG | 0600, 0x1234, &e), 0);
+	cr_assert(S_ISREG(e.attr.mode));
+	cr_assert_eq(e.attr.mode & 07777, 0600);
+	cr_assert_eq(e.attr.size, 0);
+	cr_assert_eq(e.attr.rdev, 0, "rdev is ignored for regular files");
+	cr_assert(S_ISREG(host_stat("reg").st_mode));
+	/* an ordinary file: OPEN, WRITE, READ work */
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDWR, &o), 0);
+	cr_assert_eq(pt_write_data(e.nodeid, o.fh, 0, "mknod"), 5);
+	cr_assert_eq(pt_read_data(e.nodeid, o.fh, 0, 64, out, 64), 5);
+	cr_assert_str_eq(out, "mknod");
+	ri = (struct fuse_release_in){ .fh = o.fh };
+	cr_assert_eq(ops->release(fs, &ctx, e.nodeid, &ri), 0);
+
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "sock", S_IFSOCK | 0755, 0, &e), 0);
+	cr_assert(S_ISSOCK(e.attr.mode));
+	cr_assert(S_ISSOCK(host_stat("sock").st_mode));
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDONLY, &o), -ENXIO);
+
+	/* directories, symlinks, type 0 and garbage types have no business here */
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "d", S_IFDIR | 0755, 0, &e), -EINVAL);
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "l", S_IFLNK | 0777, 0, &e), -EINVAL);
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "z", 0644, 0, &e), -EINVAL);
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "g", 0170000 | 0644, 0, &e), -EINVAL);
+	cr_assert_eq(fstatat(dirfd_, "d", &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW), -1);
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "a/b", S_IFIFO | 0644, 0, &e), -EINVAL);
+	cr_assert_eq(mknod_as(4242, "x", S_IFIFO | 0644, 0, &e), -ENOENT);
+}
+
+PT_TEST(mknod_device_node)
+{
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+	struct stat st;
+	/* the kernel's new_encode_dev(MKDEV(1, 3)) */
+	uint32_t rdev = (3 & 0xff) | (1 << 8) | ((3 & ~0xffu) << 12);
+	int r;
+
+	r = mknod_as(FUSE_ROOT_ID, "null", S_IFCHR | 0666, rdev, &e);
+	if (r == -EPERM)
+		cr_skip_test("no CAP_MKNOD here (EPERM passed through)");
+	cr_assert_eq(r, 0);
+	cr_assert(S_ISCHR(e.attr.mode));
+	cr_assert_eq(e.attr.rdev, rdev);
+	st = host_stat("null");
+	cr_assert(S_ISCHR(st.st_mode));
+	cr_assert_eq(major(st.st_rdev), 1);
+	cr_assert_eq(minor(st.st_rdev), 3);
+	/* device nodes are never opened either */
+	cr_assert_eq(ops->open(fs, &ctx, e.nodeid, O_RDWR, &o), -ENXIO);
+}
+
+PT_TEST(hard_link_shares_the_node_id)
+{
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_entry_out e, de;
+	struct fuse_attr_out ao;
+	uint64_t f;
+	size_t ni;
+
+	host_write("f", "data");
+	f = lookup_ok(FUSE_ROOT_ID, "f", &e);
+	cr_assert_eq(e.attr.nlink, 1);
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "sub", &mi, &de), 0);
+
+	cr_assert_eq(ops->link(fs, &ctx, f, de.nodeid, "g", &e), 0);
+	cr_assert_eq(e.nodeid, f, "same node id");
+	cr_assert_eq(e.attr.nlink, 2);
+	cr_assert(S_ISREG(e.attr.mode));
+	cr_assert_eq(host_stat("sub/g").st_ino, host_stat("f").st_ino);
+	cr_assert_eq(host_stat("f").st_nlink, 2);
+	cr_assert_eq(lookup_ok(de.nodeid, "g", NULL), f);
+	counts(&ni, NULL);
+	cr_assert_eq(ni, 3);
+
+	/* nlookup is 3 (LOOKUP, LINK, LOOKUP): the LINK counted one */
+	ops->forget(fs, f, 2);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), 0);
+	cr_assert_eq(ao.attr.nlink, 2);
+	ops->forget(fs, f, 1);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), -ENOENT);
+
+	/* errors */
+	f = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	cr_assert_eq(ops->link(fs, &ctx, f, FUSE_ROOT_ID, "f", &e), -EEXIST);
+	cr_assert_eq(ops->link(fs, &ctx, f, FUSE_ROOT_ID, "x/y", &e), -EINVAL);
+	cr_assert_eq(ops->link(fs, &ctx, f, f, "x", &e), -ENOTDIR);
+	cr_assert_eq(ops->link(fs, &ctx, 777, FUSE_ROOT_ID, "x", &e), -ENOENT);
+	cr_assert_eq(ops->link(fs, &ctx, f, 777, "x", &e), -ENOENT);
+	/* an unlinked file cannot get a name back */
+	cr_assert_eq(unlinkat(dirfd_, "f", 0), 0);
+	cr_assert_eq(unlinkat(dirfd_, "sub/g", 0), 0);
+	cr_assert_eq(ops->link(fs, &ctx, f, FUSE_ROOT_ID, "back", &e), -ENOENT);
+}
+
+PT_TEST(link_of_a_directory_is_eperm)
+{
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_entry_out e, e2;
+
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "d", &mi, &e), 0);
+	cr_assert_eq(ops->link(fs, &ctx, e.nodeid, FUSE_ROOT_ID, "d2", &e2), -EPERM);
+	cr_assert_eq(ops->link(fs, &ctx, FUSE_ROOT_ID, e.nodeid, "root", &e2), -EPERM);
+	cr_assert_eq(fstatat(dirfd_, "d2", &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW), -1);
+}
+
+PT_TEST(link_of_a_symlink_and_a_fifo)
+{
+	struct fuse_entry_out e;
+	char buf[64];
+	uint64_t l;
+
+	l = symlink_ok(FUSE_ROOT_ID, "l", "/nowhere", NULL);
+	cr_assert_eq(ops->link(fs, &ctx, l, FUSE_ROOT_ID, "l2", &e), 0);
+	cr_assert_eq(e.nodeid, l);
+	cr_assert(S_ISLNK(e.attr.mode), "the link itself, not what it points to");
+	cr_assert_eq(e.attr.nlink, 2);
+	cr_assert(S_ISLNK(host_stat("l2").st_mode));
+	cr_assert_eq(readlink_into(l, buf, sizeof(buf)), 8);
+	cr_assert_str_eq(buf, "/nowhere");
+
+	cr_assert_eq(mknod_as(FUSE_ROOT_ID, "p", S_IFIFO | 0644, 0, &e), 0);
+	uint64_t p = e.nodeid;
+	cr_assert_eq(ops->link(fs, &ctx, p, FUSE_ROOT_ID, "p2", &e), 0);
+	cr_assert_eq(e.nodeid, p);
+	cr_assert(S_ISFIFO(host_stat("p2").st_mode));
+}
+
+/* Without CAP_DAC_READ_SEARCH linkat(AT_EMPTY_PATH) fails: /proc/self/fd takes over. */
+PT_TEST(link_without_dac_read_search)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	struct fuse_entry_out e;
+	uint64_t f, l;
+	int fd;
+
+	host_write("f", "x");
+	f = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	l = symlink_ok(FUSE_ROOT_ID, "l", "f", NULL);
+	/* an fd opened before the drop, like the fs's inode fds */
+	fd = openat(dirfd_, "f", O_PATH | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	/* criterion runs each test in its own process: dropping a capability is fine */
+	cr_assert_eq(syscall(SYS_capget, &h, d), 0);
+	d[0].effective &= ~(1u << CAP_DAC_READ_SEARCH);
+	d[0].permitted &= ~(1u << CAP_DAC_READ_SEARCH);
+	cr_assert_eq(syscall(SYS_capset, &h, d), 0);
+	/* the fallback is exercised where the kernel refuses this (ENOENT) */
+	if (linkat(fd, "", dirfd_, "probe", AT_EMPTY_PATH) == 0) {
+		cr_log_info("this kernel allows AT_EMPTY_PATH without the capability");
+		cr_assert_eq(unlinkat(dirfd_, "probe", 0), 0);
+	} else {
+		cr_assert(errno == ENOENT || errno == EPERM, "errno %d", errno);
+	}
+	close(fd);
+
+	cr_assert_eq(ops->link(fs, &ctx, f, FUSE_ROOT_ID, "g", &e), 0);
+	cr_assert_eq(e.nodeid, f);
+	cr_assert_eq(e.attr.nlink, host_stat("f").st_nlink);
+	cr_assert_eq(host_stat("g").st_ino, host_stat("f").st_ino);
+	/* a symlink through /proc/self/fd: the link itself, not its target */
+	cr_assert_eq(ops->link(fs, &ctx, l, FUSE_ROOT_ID, "l2", &e), 0);
+	cr_assert_eq(e.nodeid, l);
+	cr_assert(S_ISLNK(host_stat("l2").st_mode));
 }
 
 /* ---- data ---- */
