@@ -162,6 +162,13 @@ struct vfsd_fuse_session {
 	struct vfsd_fuse_conn conn;
 	const struct vfsd_fs_ops *ops;
 	void *fs;
+	/*
+	 * Optional: told before every session reset (INIT on a live session,
+	 * DESTROY, vfsd_fuse_session_reset) with the reason, under the write
+	 * lock; the daemon logs what is dropped, since it is lost for good.
+	 */
+	void (*on_reset)(void *arg, const char *why);
+	void *on_reset_arg;
 };
 
 /** vfsd_fuse_session_init() - set up a session over @fs; not yet INIT-ed. Returns 0 or -errno. */
@@ -174,7 +181,7 @@ void vfsd_fuse_session_done(struct vfsd_fuse_session *s);
  * vfsd_fuse_session_reset() - drain in-flight requests, reset the fs and forget
  * the INIT negotiation (used for SET_STATUS 0 and RESET_DEVICE).
  */
-void vfsd_fuse_session_reset(struct vfsd_fuse_session *s);
+void vfsd_fuse_session_reset(struct vfsd_fuse_session *s, const char *why);
 
 /**
  * vfsd_fuse_handle() - decode one request from @r, run it, and write the reply to @w.

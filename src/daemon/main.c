@@ -203,17 +203,24 @@ static int backend_handle(void *opaque, unsigned int qidx, void *tdata, struct v
 	return ret;
 }
 
-/* A device reset drops the FUSE session; say what went, since state is lost for good. */
-static void backend_reset(void *opaque, const char *why)
+/* Every session reset says what went: that state is lost for good. */
+static void session_on_reset(void *arg, const char *why)
 {
-	struct daemon *dm = opaque;
+	struct daemon *dm = arg;
 	size_t inodes, handles;
 
 	vfsd_passthrough_counts(dm->fs, &inodes, &handles);
 	log_info("%s: resetting the FUSE session (dropping %zu inodes besides the root and %zu "
 		 "open handles)",
 		 why, inodes > 0 ? inodes - 1 : 0, handles);
-	vfsd_fuse_session_reset(&dm->session);
+}
+
+/* SET_STATUS 0 and RESET_DEVICE: a device reset drops the FUSE session. */
+static void backend_reset(void *opaque, const char *why)
+{
+	struct daemon *dm = opaque;
+
+	vfsd_fuse_session_reset(&dm->session, why);
 }
 
 static const struct vfsd_vhost_backend_ops backend_ops = {
@@ -346,6 +353,8 @@ int main(int argc, char **argv)
 	r = vfsd_fuse_session_init(&dm.session, &vfsd_passthrough_ops, fs);
 	if (r < 0)
 		goto out;
+	dm.session.on_reset = session_on_reset;
+	dm.session.on_reset_arg = &dm;
 	r = vfsd_vhost_new(&backend_ops, &dm, 1 + cfg.request_queues, &dev);
 	if (r < 0) {
 		log_error("cannot create the device: %s", strerror(-r));

@@ -280,8 +280,12 @@ static int do_init(struct req *q)
 		return ret;
 
 	/* The guest (re)mounted: state from an earlier mount must go. */
-	if (s->initialized && s->ops->reset)
-		s->ops->reset(s->fs);
+	if (s->initialized) {
+		if (s->on_reset)
+			s->on_reset(s->on_reset_arg, "FUSE INIT on a live session");
+		if (s->ops->reset)
+			s->ops->reset(s->fs);
+	}
 	s->conn = (struct vfsd_fuse_conn){
 		.minor = minor,
 		.flags = flags,
@@ -306,6 +310,8 @@ static int do_destroy(struct req *q)
 {
 	struct vfsd_fuse_session *s = q->s;
 
+	if (s->on_reset)
+		s->on_reset(s->on_reset_arg, "FUSE DESTROY");
 	if (s->ops->destroy)
 		s->ops->destroy(s->fs);
 	s->initialized = false;
@@ -886,9 +892,11 @@ void vfsd_fuse_session_done(struct vfsd_fuse_session *s)
 	pthread_rwlock_destroy(&s->lock);
 }
 
-void vfsd_fuse_session_reset(struct vfsd_fuse_session *s)
+void vfsd_fuse_session_reset(struct vfsd_fuse_session *s, const char *why)
 {
 	pthread_rwlock_wrlock(&s->lock);
+	if (s->on_reset)
+		s->on_reset(s->on_reset_arg, why);
 	if (s->ops->reset)
 		s->ops->reset(s->fs);
 	s->initialized = false;

@@ -421,17 +421,15 @@ static int h_get_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vh
 
 /*
  * Point every ring at the dirty log while LOG_ALL is acked and a log is
- * mapped. Called with the write lock held. Until SET_LOG_BASE arrives (QEMU
- * may ack LOG_ALL first) nothing is logged; the rings are disabled then.
+ * mapped. Called with the write lock held. Both orders happen: a migration
+ * starting while the device runs sends SET_LOG_BASE before LOG_ALL; a device
+ * starting during a migration acks LOG_ALL first (its rings are disabled
+ * until the log arrives).
  */
 static void update_logging(struct vfsd_vhost_dev *d)
 {
 	bool on = (d->features & BIT64(VHOST_F_LOG_ALL_BIT)) && d->log.map;
 
-	if (!on && d->log.map && !(d->features & BIT64(VHOST_F_LOG_ALL_BIT))) {
-		/* Logging switched off (migration cancelled): the log is no longer needed. */
-		vfsd_dirty_log_unmap(&d->log);
-	}
 	d->logging = on;
 	for (unsigned int i = 0; i < d->max_queues; i++)
 		d->q[i].vr.log = on ? &d->log : NULL;
@@ -454,6 +452,9 @@ static int h_set_features(struct vfsd_vhost_dev *d, struct vhu_msg *m, struct vh
 	pthread_rwlock_wrlock(&d->lock);
 	for (unsigned int i = 0; i < d->max_queues; i++)
 		d->q[i].vr.event_idx = event_idx;
+	/* LOG_ALL on -> off: the migration is over or cancelled; the log is not needed. */
+	if (was_logging && !(f & BIT64(VHOST_F_LOG_ALL_BIT)))
+		vfsd_dirty_log_unmap(&d->log);
 	update_logging(d);
 	pthread_rwlock_unlock(&d->lock);
 	log_debug("vhost-user: features 0x%llx", (unsigned long long)f);

@@ -384,7 +384,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	k = (data[0] & 15) + 1;
 	room = rooms[(data[0] >> 4) & 7];
-	vfsd_fuse_session_reset(&session);
+	vfsd_fuse_session_reset(&session, "fuzz");
 	if (!(data[0] & 0x80))
 		send_init();
 

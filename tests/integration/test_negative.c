@@ -389,7 +389,8 @@ static enum outcome raw_request(const void *req, size_t len, struct fuse_out_hea
 	enum outcome o;
 	int head;
 
-	memcpy(in, req, len);
+	if (len)
+		memcpy(in, req, len);
 	LAST_OUT = out;
 	head = len ? vfe_submit(FE, RQ, &rd, 1, &wr, 1, NULL)
 		   : vfe_submit(FE, RQ, NULL, 0, &wr, 1, NULL);

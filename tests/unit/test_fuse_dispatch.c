@@ -765,16 +765,31 @@ Test(init, request_before_init_is_eio)
 	rb_free(&q);
 }
 
+static const char *last_reset_why;
+static int reset_notes;
+
+static void note_reset(void *arg, const char *why)
+{
+	cr_assert_eq(arg, &S);
+	last_reset_why = why;
+	reset_notes++;
+}
+
 Test(init, second_init_resets)
 {
 	struct rb q = { 0 };
 	int ret;
 
 	init_session();
+	S.on_reset = note_reset;
+	S.on_reset_arg = &S;
+	reset_notes = 0;
 	cr_assert_eq(F.resets, 0);
 	ret = send_init(&q, 7, 38, FUSE_ASYNC_READ, 0, sizeof(struct fuse_init_in));
 	assert_reply(&q, ret, 0, sizeof(struct fuse_init_out));
 	cr_assert_eq(F.resets, 1);
+	cr_assert_eq(reset_notes, 1);
+	cr_assert_str_eq(last_reset_why, "FUSE INIT on a live session");
 	cr_assert_eq(S.conn.flags, FUSE_ASYNC_READ, "renegotiated");
 	/* a rejected INIT on a live session changes nothing */
 	ret = send_init(&q, 7, 20, FUSE_ASYNC_READ, 0, 16);
@@ -809,10 +824,15 @@ Test(init, destroy_uninitializes)
 Test(init, session_reset)
 {
 	init_session();
-	vfsd_fuse_session_reset(&S);
+	S.on_reset = note_reset;
+	S.on_reset_arg = &S;
+	reset_notes = 0;
+	vfsd_fuse_session_reset(&S, "test");
 	cr_assert_eq(F.resets, 1);
 	cr_assert_not(S.initialized);
 	cr_assert_eq(S.conn.flags, 0);
+	cr_assert_eq(reset_notes, 1, "every reset is announced, with its reason");
+	cr_assert_str_eq(last_reset_why, "test");
 }
 
 Test(init, reply_too_small_for_init_out)

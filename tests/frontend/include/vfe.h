@@ -161,6 +161,14 @@ struct vfe_queue {
 	bool *inflight; /* inflight[head]: published, not yet in the used ring */
 };
 
+/** A dirty-page bitmap shared with the back-end (SET_LOG_BASE): 1 bit per 4 KiB from GPA 0. */
+struct vfe_log {
+	int fd;		/* the memfd, -EBADF when there is no log */
+	uint8_t *map;	/* our mapping, map_len bytes */
+	uint64_t size;	/* mmap_size told to the back-end */
+	size_t map_len; /* size rounded up to a page: bytes in [size, map_len) must stay 0 */
+};
+
 struct vfe {
 	int sock;
 	int timeout_ms;
@@ -188,6 +196,12 @@ struct vfe {
 	unsigned fuse_queue;	      /* request queue the FUSE helpers use (default 1) */
 	uint64_t next_unique;
 	struct fuse_init_out init_out; /* from vfe_fuse_init() */
+	/* dirty logging */
+	struct vfe_log log;	 /* the log the back-end was last given */
+	struct vfe_log prev_log; /* the one it replaced, kept mapped so tests can watch it */
+	bool logging;		 /* LOG_ALL sent, rings started with VHU_VRING_F_LOG */
+	/* device state */
+	int device_state_fd; /* fd a SET_DEVICE_STATE_FD reply carried, else -EBADF */
 };
 
 /**
@@ -298,6 +312,67 @@ int vfe_set_status(struct vfe *fe, uint8_t status);
 /** vfe_get_status() - GET_STATUS (needs STATUS). */
 int vfe_get_status(struct vfe *fe, uint8_t *ret);
 
+/** vfe_reset_owner() - RESET_OWNER (deprecated; acked under REPLY_ACK, then a sync). */
+int vfe_reset_owner(struct vfe *fe);
+
+/* ---------------------------------------------------------------- dirty log, device state */
+
+#define VFE_LOG_PAGE 4096ULL
+
+/**
+ * vfe_log_size() - the log size QEMU uses for the current guest RAM: one u64 of
+ * bits per 256 KiB up to the highest region's last byte (vhost_get_log_size()).
+ */
+uint64_t vfe_log_size(struct vfe *fe);
+
+/**
+ * vfe_set_log_base() - create a zeroed memfd bitmap of @size bytes, send SET_LOG_BASE
+ * {mmap_size @size, mmap_offset 0} with it and read the u64 reply (flags 0x5 and the
+ * request id checked, as QEMU does). The new log becomes fe->log; the one it replaces
+ * moves to fe->prev_log (the one before that is unmapped). Returns: 0 or -errno.
+ */
+int vfe_set_log_base(struct vfe *fe, uint64_t size);
+
+/** vfe_set_log_fd() - SET_LOG_FD with eventfd @fd (sent, not taken over). Returns: 0 or -errno. */
+int vfe_set_log_fd(struct vfe *fe, int fd);
+
+/** vfe_log_test() - is the bit of the page holding @gpa set in fe->log? */
+bool vfe_log_test(struct vfe *fe, uint64_t gpa);
+
+/** vfe_log_clear() - clear fe->log as QEMU does (atomic exchange of each 64-bit word). */
+void vfe_log_clear(struct vfe *fe);
+
+/**
+ * vfe_log_dirty_pages() - the page numbers (GPA / 4096) whose bit is set in fe->log,
+ * up to @max of them into @pages (may be NULL). Returns: how many bits are set.
+ */
+size_t vfe_log_dirty_pages(struct vfe *fe, uint64_t *pages, size_t max);
+
+/**
+ * vfe_set_logging() - QEMU's vhost_dev_set_log(): SET_FEATURES with (@on) or without
+ * VHOST_F_LOG_ALL, then SET_VRING_ADDR for each started queue with flags
+ * VHU_VRING_F_LOG (or 0) and log_guest_addr = the used ring's GPA; turning it on is
+ * synchronised as QEMU does (NEED_REPLY, or GET_FEATURES without REPLY_ACK). Ends with
+ * a GET_FEATURES round trip either way, so the change has taken effect on return.
+ * Does not send SET_LOG_BASE: QEMU sends that first (vfe_set_log_base()).
+ * Returns: 0 or -errno.
+ */
+int vfe_set_logging(struct vfe *fe, bool on);
+
+/**
+ * vfe_set_device_state_fd() - SET_DEVICE_STATE_FD {@direction, @phase} with @fd (a
+ * pipe's write end for SAVE (0), its read end for LOAD (1)); @fd is sent, not closed:
+ * close your copy afterwards as QEMU does. The u64 reply goes to *ret_reply: 0x100 =
+ * accepted, no fd back; bits 0-7 non-zero = refused. An fd in the reply (bit 8 clear)
+ * is kept in fe->device_state_fd. Returns: 0, -EPROTO for a reply QEMU would reject
+ * (fd and error together, fd with bit 8, or success with neither), or -errno.
+ */
+int vfe_set_device_state_fd(struct vfe *fe, uint32_t direction, uint32_t phase, int fd,
+			    uint64_t *ret_reply);
+
+/** vfe_check_device_state() - CHECK_DEVICE_STATE; *ret = the u64 (0 = success). */
+int vfe_check_device_state(struct vfe *fe, uint64_t *ret);
+
 /* ---------------------------------------------------------------- guest RAM */
 
 /**
@@ -362,6 +437,9 @@ int vfe_init(struct vfe *fe, unsigned nqueues, uint64_t protocol_mask);
  * SET_FEATURES (@features & offered, | PROTOCOL_FEATURES), memory (SET_MEM_TABLE,
  * or ADD_MEM_REG per region when fe->use_mem_slots), per-queue start, ENABLE(1) for
  * each. Guest RAM must be set up (vfe_mem_setup()), else 64 MiB in 1 region is made.
+ * With VHOST_F_LOG_ALL in @features the device starts with logging on, as QEMU does
+ * mid-migration: rings get VHU_VRING_F_LOG and SET_LOG_BASE (fe->log's size, else
+ * vfe_log_size()) goes out after the queues are set up, before ENABLE(1).
  * Returns: 0 or -errno.
  */
 int vfe_start(struct vfe *fe, unsigned nqueues, unsigned queue_size, uint64_t features);
@@ -373,8 +451,19 @@ int vfe_start(struct vfe *fe, unsigned nqueues, unsigned queue_size, uint64_t fe
  */
 int vfe_stop(struct vfe *fe, unsigned *bases);
 
-/** vfe_restart() - after vfe_stop(): per-queue start with the saved bases, ENABLE(1). */
+/**
+ * vfe_restart() - after vfe_stop(): per-queue start with the saved bases (ring log flag
+ * set while fe->logging, and then a fresh SET_LOG_BASE as QEMU sends), ENABLE(1).
+ */
 int vfe_restart(struct vfe *fe);
+
+/**
+ * vfe_queues_reset() - the driver's side of a virtio device reset: every allocated
+ * queue's rings zeroed, indices back to 0, every descriptor free, base 0, not started.
+ * Call it only while the back-end cannot touch the rings (stopped or reset); then
+ * vfe_start() sets the device up again as a re-probing guest driver would.
+ */
+void vfe_queues_reset(struct vfe *fe);
 
 /**
  * vfe_submit() - build a chain from device-readable @rd and device-writable @wr
@@ -476,6 +565,8 @@ int vfe_fuse_rename(struct vfe *fe, uint64_t olddir, const char *oldname, uint64
 		    const char *newname);
 /** vfe_fuse_forget() - FUSE_FORGET on the hiprio queue (0): no reply, waits for the used entry. */
 int vfe_fuse_forget(struct vfe *fe, uint64_t nodeid, uint64_t nlookup);
+/** vfe_fuse_destroy() - FUSE_DESTROY (what the guest sends at unmount). */
+int vfe_fuse_destroy(struct vfe *fe);
 /** vfe_fuse_statfs() - FUSE_STATFS. */
 int vfe_fuse_statfs(struct vfe *fe, struct fuse_statfs_out *ret);
 

@@ -35,6 +35,9 @@ int vfe_from_fd(int fd, struct vfe **ret)
 	fe->kick_presignalled = true;
 	fe->fuse_queue = 1;
 	fe->next_unique = 1;
+	fe->log.fd = -EBADF;
+	fe->prev_log.fd = -EBADF;
+	fe->device_state_fd = -EBADF;
 	for (unsigned i = 0; i < VFE_MAX_QUEUES; i++) {
 		fe->queues[i].kick_fd = -EBADF;
 		fe->queues[i].call_fd = -EBADF;
@@ -94,6 +97,13 @@ void vfe_free(struct vfe *fe)
 	if (fe->mem)
 		munmap(fe->mem, fe->mem_size);
 	safe_close(fe->mem_fd);
+	if (fe->log.map)
+		munmap(fe->log.map, fe->log.map_len);
+	safe_close(fe->log.fd);
+	if (fe->prev_log.map)
+		munmap(fe->prev_log.map, fe->prev_log.map_len);
+	safe_close(fe->prev_log.fd);
+	safe_close(fe->device_state_fd);
 	free(fe);
 }
 
@@ -514,6 +524,15 @@ int vfe_set_vring_enable(struct vfe *fe, unsigned idx, bool enable)
 int vfe_reset_device(struct vfe *fe)
 {
 	return vfe_send_ack(fe, VHU_RESET_DEVICE, NULL, 0, NULL, 0, false);
+}
+
+int vfe_reset_owner(struct vfe *fe)
+{
+	int r = vfe_send_ack(fe, VHU_RESET_OWNER, NULL, 0, NULL, 0, true);
+
+	if (r >= 0 && !reply_ack(fe))
+		r = vfe_sync(fe);
+	return r;
 }
 
 int vfe_set_status(struct vfe *fe, uint8_t status)

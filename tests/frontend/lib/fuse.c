@@ -337,6 +337,12 @@ int vfe_fuse_forget(struct vfe *fe, uint64_t nodeid, uint64_t nlookup)
 				NULL);
 }
 
+int vfe_fuse_destroy(struct vfe *fe)
+{
+	/* The kernel sends it with node id 0 and no argument, and waits for the reply. */
+	return fuse_call(fe, FUSE_DESTROY, 0, NULL, 0, NULL, 0);
+}
+
 int vfe_fuse_statfs(struct vfe *fe, struct fuse_statfs_out *ret)
 {
 	struct fuse_statfs_out o;

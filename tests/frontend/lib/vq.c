@@ -130,7 +130,8 @@ int vfe_queue_start(struct vfe *fe, unsigned idx)
 	if (r >= 0)
 		r = vfe_set_vring_addr(fe, idx, vfe_gpa_to_qva(fe, q->desc_gpa),
 				       vfe_gpa_to_qva(fe, q->used_gpa),
-				       vfe_gpa_to_qva(fe, q->avail_gpa), q->used_gpa, 0);
+				       vfe_gpa_to_qva(fe, q->avail_gpa), q->used_gpa,
+				       fe->logging ? VHU_VRING_F_LOG : 0);
 	if (r >= 0)
 		r = vfe_set_vring_kick(fe, idx, q->kick_fd);
 	if (r >= 0)
@@ -213,6 +214,11 @@ int vfe_start(struct vfe *fe, unsigned nqueues, unsigned queue_size, uint64_t fe
 	r = vfe_set_features(fe, features);
 	if (r < 0)
 		return r;
+	/* QEMU without REPLY_ACK: a GET_FEATURES barrier after SET_FEATURES with LOG_ALL. */
+	if (features & BIT64(VHOST_F_LOG_ALL_BIT) &&
+	    !(fe->acked_protocol & BIT64(VHU_PROTOCOL_F_REPLY_ACK)) && (r = vfe_sync(fe)) < 0)
+		return r;
+	fe->logging = features & BIT64(VHOST_F_LOG_ALL_BIT);
 	if (fe->acked_protocol & BIT64(VHU_PROTOCOL_F_STATUS)) {
 		uint8_t st;
 
@@ -235,6 +241,12 @@ int vfe_start(struct vfe *fe, unsigned nqueues, unsigned queue_size, uint64_t fe
 		r = vfe_queue_alloc(fe, i, queue_size);
 		if (r >= 0)
 			r = vfe_queue_start(fe, i);
+		if (r < 0)
+			return r;
+	}
+	/* Logging already on at start: the log comes after the rings, before ENABLE. */
+	if (fe->logging) {
+		r = vfe_set_log_base(fe, fe->log.map ? fe->log.size : vfe_log_size(fe));
 		if (r < 0)
 			return r;
 	}
@@ -285,6 +297,11 @@ int vfe_restart(struct vfe *fe)
 		if (r < 0)
 			return r;
 	}
+	if (fe->logging) {
+		r = vfe_set_log_base(fe, fe->log.map ? fe->log.size : vfe_log_size(fe));
+		if (r < 0)
+			return r;
+	}
 	for (unsigned i = 0; i < fe->nqueues; i++) {
 		if (!fe->queues[i].allocated)
 			continue;
@@ -293,6 +310,31 @@ int vfe_restart(struct vfe *fe)
 			return r;
 	}
 	return 0;
+}
+
+void vfe_queues_reset(struct vfe *fe)
+{
+	for (unsigned i = 0; i < VFE_MAX_QUEUES; i++) {
+		struct vfe_queue *q = &fe->queues[i];
+
+		if (!q->allocated)
+			continue;
+		memset(q->desc, 0, 16 * (size_t)q->size);
+		memset(q->avail, 0, 6 + 2 * (size_t)q->size);
+		memset(q->used, 0, 6 + 8 * (size_t)q->size);
+		for (unsigned h = 0; h < q->size; h++) {
+			free(q->owned[h]);
+			q->owned[h] = NULL;
+			q->nowned[h] = 0;
+			q->done[h] = false;
+			q->inflight[h] = false;
+			q->free_stack[h] = (uint16_t)(q->size - 1 - h);
+		}
+		q->nfree = q->size;
+		q->npending = 0;
+		q->avail_idx = q->used_seen = q->kicked_idx = q->base = 0;
+		q->started = false;
+	}
 }
 
 /* ---------------------------------------------------------------- requests */
