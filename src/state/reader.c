@@ -1,0 +1,894 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * state: the validating reader.
+ *
+ * One line at a time: bytes come in 64 KiB reads, a line is assembled in a
+ * buffer that may grow to limits.max_line and no further, json-c parses that
+ * line alone (strict, UTF-8 validated) and the object is dropped before the
+ * next line. What stays is the model, bounded by limits.max_inodes and
+ * limits.max_handles; nothing the blob says (counts in the trailer, lengths)
+ * sizes an allocation.
+ *
+ * Every check reports a problem naming the line, the record kind, the field
+ * and what was wrong. Without a report callback the first problem ends the
+ * read; with one the reader keeps going wherever that is meaningful (a bad
+ * record is skipped, or kept with what could be parsed so that later records
+ * referring to it do not cascade into more reports) and stops only on what
+ * makes the rest unreadable: an I/O error, an over-long line, a header it
+ * cannot interpret, a limit. A model is handed out only when there was no
+ * problem at all.
+ */
+#include "state-internal.h"
+
+#include "vfsd/util.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RBUF_SIZE  (64 * 1024)
+#define JSON_DEPTH 16 /* our records nest 2 deep; leave room for later optional fields */
+
+struct reader {
+	vfsd_state_read_fn fn;
+	void *opaque;
+	struct vfsd_state_limits lim;
+	vfsd_state_problem_fn report;
+	void *userdata;
+	struct vfsd_state_stats *stats;
+	struct vfsd_state_error *err;
+
+	unsigned int problems;
+	int code;  /* of the first problem */
+	bool stop; /* nothing more to look at (first problem, or fatal) */
+
+	char *rbuf;
+	size_t rlen, rpos;
+	bool eof;
+	char *line;
+	size_t line_cap;
+	uint64_t lineno;
+
+	json_tokener *tok;
+	struct vfsd_state *s;
+	uint32_t crc;
+	bool header_seen, session_seen, root_seen, trailer_seen;
+	uint64_t records, inodes, handles;
+	bool orphans, file_handles; /* required features the header declared */
+};
+
+/* Record a problem; returns -EBADMSG so callers can "return problem(...)". */
+_printf_(6, 7) static int problem(struct reader *rd, bool fatal, uint64_t line, const char *kind,
+				  const char *field, const char *fmt, ...)
+{
+	struct vfsd_state_error e = { .code = -EBADMSG, .line = line };
+	va_list ap;
+
+	snprintf(e.kind, sizeof(e.kind), "%s", kind ? kind : "");
+	snprintf(e.field, sizeof(e.field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(e.reason, sizeof(e.reason), fmt, ap);
+	va_end(ap);
+	if (rd->problems++ == 0) {
+		rd->code = e.code;
+		if (rd->err)
+			*rd->err = e;
+	}
+	if (!rd->report || rd->report(&e, rd->userdata) || fatal)
+		rd->stop = true;
+	return -EBADMSG;
+}
+
+/* An I/O or allocation failure: not the blob's fault, always the end. */
+static int failure(struct reader *rd, int code, const char *what)
+{
+	/* It wins over earlier blob problems: the caller must see it was not the blob. */
+	rd->code = code;
+	if (rd->problems++ == 0 && rd->err) {
+		memset(rd->err, 0, sizeof(*rd->err));
+		rd->err->code = code;
+		snprintf(rd->err->reason, sizeof(rd->err->reason), "%s: %s", what, strerror(-code));
+	}
+	rd->stop = true;
+	return code;
+}
+
+/*
+ * Next line, without its newline. Returns 1 with a line, 0 at a clean EOF,
+ * -EBADMSG (truncated or too long; reported) or -errno (I/O).
+ */
+static int next_line(struct reader *rd, char **ret, size_t *ret_len)
+{
+	size_t len = 0;
+
+	for (;;) {
+		char *nl;
+		size_t n, need;
+
+		if (rd->rpos == rd->rlen) {
+			ssize_t r;
+
+			if (rd->eof)
+				break;
+			do
+				r = rd->fn(rd->opaque, rd->rbuf, RBUF_SIZE);
+			while (r == -EINTR);
+			if (r < 0)
+				return failure(rd, (int)r, "reading the blob");
+			if (r == 0) {
+				rd->eof = true;
+				break;
+			}
+			rd->rlen = (size_t)r;
+			rd->rpos = 0;
+		}
+		nl = memchr(rd->rbuf + rd->rpos, '\n', rd->rlen - rd->rpos);
+		n = (nl ? (size_t)(nl - rd->rbuf) : rd->rlen) - rd->rpos;
+		/* The limit counts the newline too. */
+		if (len + n + 1 > rd->lim.max_line)
+			return problem(rd, true, rd->lineno + 1, NULL, NULL,
+				       "line longer than the limit of %zu bytes", rd->lim.max_line);
+		need = len + n + 1;
+		if (need > rd->line_cap) {
+			size_t cap = rd->line_cap ? rd->line_cap : 4096;
+			char *p;
+
+			while (cap < need)
+				cap *= 2;
+			cap = MIN(cap, rd->lim.max_line);
+			p = realloc(rd->line, cap);
+			if (!p)
+				return failure(rd, -ENOMEM, "reading the blob");
+			rd->line = p;
+			rd->line_cap = cap;
+		}
+		memcpy(rd->line + len, rd->rbuf + rd->rpos, n);
+		len += n;
+		rd->rpos += n;
+		if (nl) {
+			rd->rpos++; /* the newline */
+			rd->line[len] = 0;
+			rd->lineno++;
+			*ret = rd->line;
+			*ret_len = len;
+			return 1;
+		}
+	}
+	if (len > 0)
+		return problem(rd, true, rd->lineno + 1, NULL, NULL,
+			       "truncated: the blob ends inside this line (no newline)");
+	return 0;
+}
+
+/* ---- typed field access ------------------------------------------------------------------ */
+
+struct rec {
+	struct reader *rd;
+	json_object *obj;
+	const char *kind;
+	const char *prefix; /* "fuse." for nested fields, else "" */
+	bool bad;	    /* a problem was reported for this record */
+};
+
+static int rec_problem(struct rec *r, const char *key, const char *fmt, ...) _printf_(3, 4);
+
+static int rec_problem(struct rec *r, const char *key, const char *fmt, ...)
+{
+	char field[64], reason[256];
+	va_list ap;
+
+	snprintf(field, sizeof(field), "%s%s", r->prefix, key ? key : "");
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	r->bad = true;
+	return problem(r->rd, false, r->rd->lineno, r->kind, field, "%s", reason);
+}
+
+/* Returns 1 present, 0 absent (reported when required), -EBADMSG wrong. */
+static int get(struct rec *r, const char *key, bool required, json_type type, json_object **ret)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(r->obj, key, &v)) {
+		if (required)
+			return rec_problem(r, key, "missing");
+		return 0;
+	}
+	if (!json_object_is_type(v, type))
+		return rec_problem(r, key, "must be %s, not %s",
+				   type == json_type_int       ? "an integer"
+				   : type == json_type_string  ? "a string"
+				   : type == json_type_boolean ? "true or false"
+				   : type == json_type_object  ? "an object"
+				   : type == json_type_array   ? "an array"
+							       : "something else",
+				   v ? json_type_to_name(json_object_get_type(v)) : "null");
+	*ret = v;
+	return 1;
+}
+
+/*
+ * An unsigned integer up to @max. json-c parses what does not fit in 64 bits
+ * as UINT64_MAX (or INT64_MIN), so UINT64_MAX itself is out of range too.
+ */
+static int get_uint(struct rec *r, const char *key, bool required, uint64_t max, uint64_t *ret)
+{
+	json_object *v;
+	uint64_t u;
+	int k = get(r, key, required, json_type_int, &v);
+
+	if (k <= 0)
+		return k;
+	if (json_object_get_int64(v) < 0)
+		return rec_problem(r, key, "must not be negative");
+	u = json_object_get_uint64(v);
+	if (u > max || u == UINT64_MAX)
+		return rec_problem(r, key, "out of range (at most %llu)",
+				   (unsigned long long)(max == UINT64_MAX ? max - 1 : max));
+	*ret = u;
+	return 1;
+}
+
+static int get_bool(struct rec *r, const char *key, bool required, bool *ret)
+{
+	json_object *v;
+	int k = get(r, key, required, json_type_boolean, &v);
+
+	if (k > 0)
+		*ret = json_object_get_boolean(v);
+	return k;
+}
+
+/* A string without NUL bytes (json-c allows "\u0000"). */
+static int get_str(struct rec *r, const char *key, bool required, const char **ret, size_t *len)
+{
+	json_object *v;
+	int k = get(r, key, required, json_type_string, &v);
+
+	if (k <= 0)
+		return k;
+	*ret = json_object_get_string(v);
+	*len = (size_t)json_object_get_string_len(v);
+	if (strlen(*ret) != *len)
+		return rec_problem(r, key, "contains a NUL character");
+	return 1;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1; /* upper case too: one spelling, so a flipped case bit cannot pass */
+}
+
+/* Lower-case hex of 1..@max bytes into @out (which has room for @max + 1). */
+static int get_hex(struct rec *r, const char *key, bool required, size_t max, uint8_t *out,
+		   size_t *ret_len)
+{
+	const char *s;
+	size_t len;
+	int k = get_str(r, key, required, &s, &len);
+
+	if (k <= 0)
+		return k;
+	if (len == 0 || len % 2 || len / 2 > max)
+		return rec_problem(r, key, "must be 2 to %zu lower-case hex digits, even, not %zu",
+				   2 * max, len);
+	for (size_t i = 0; i < len; i += 2) {
+		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return rec_problem(r, key, "not lower-case hex at offset %zu", i);
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	out[len / 2] = 0;
+	*ret_len = len / 2;
+	return 1;
+}
+
+/* A file name, as "<key>" (UTF-8) or "<key>_hex" (any bytes); one of them. */
+static int get_name(struct rec *r, const char *key, char **ret)
+{
+	char hexkey[32], buf[VFSD_STATE_NAME_MAX + 1];
+	const char *s = NULL;
+	size_t len = 0;
+	int a, b;
+
+	snprintf(hexkey, sizeof(hexkey), "%s_hex", key);
+	a = get_str(r, key, false, &s, &len);
+	if (a < 0)
+		return a;
+	if (a > 0 && len > VFSD_STATE_NAME_MAX)
+		return rec_problem(r, key, "%zu bytes long, more than %d", len,
+				   VFSD_STATE_NAME_MAX);
+	b = get_hex(r, hexkey, false, VFSD_STATE_NAME_MAX, (uint8_t *)buf, &len);
+	if (b < 0)
+		return b;
+	if (a > 0 && b > 0)
+		return rec_problem(r, hexkey, "both %s and %s given", key, hexkey);
+	if (a == 0 && b == 0)
+		return 0;
+	if (b > 0)
+		s = buf;
+	if (!state_name_ok(s, len))
+		return rec_problem(r, b > 0 ? hexkey : key,
+				   "not a file name (empty, '.', '..', or contains '/' or NUL)");
+	*ret = strndup(s, len);
+	if (!*ret)
+		return failure(r->rd, -ENOMEM, "reading the blob");
+	return 1;
+}
+
+static bool has_key(json_object *o, const char *key)
+{
+	return json_object_object_get_ex(o, key, NULL);
+}
+
+/* ---- records ----------------------------------------------------------------------------- */
+
+static int features(struct rec *r, const char *key, bool required)
+{
+	struct vfsd_state_header *h = &r->rd->s->header;
+	json_object *arr;
+	size_t n;
+	int k = get(r, key, true, json_type_array, &arr);
+
+	if (k <= 0)
+		return k;
+	n = json_object_array_length(arr);
+	if (n > VFSD_STATE_MAX_FEATURES)
+		return rec_problem(r, key, "%zu features, more than %d", n,
+				   VFSD_STATE_MAX_FEATURES);
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(arr, i);
+		const char *name = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    !state_feature_ok(name, (size_t)json_object_get_string_len(v)))
+			return rec_problem(r, key,
+					   "entry %zu is not a feature name ([a-z0-9-]{1,63})", i);
+		if (required && strcmp(name, VFSD_STATE_FEATURE_ORPHANS) != 0 &&
+		    strcmp(name, VFSD_STATE_FEATURE_FILE_HANDLES) != 0) {
+			r->bad = true;
+			return problem(r->rd, true, r->rd->lineno, r->kind, key,
+				       "unknown required feature '%s': this reader cannot apply "
+				       "the blob without understanding it",
+				       name);
+		}
+		vfsd_state_header_add_feature(h, required, name);
+	}
+	return 1;
+}
+
+static void do_header(struct rec *r)
+{
+	struct reader *rd = r->rd;
+	struct vfsd_state_header *h = &rd->s->header;
+	const char *s;
+	size_t len;
+	unsigned int major, minor;
+	int n = 0;
+
+	memset(h, 0, sizeof(*h));
+	if (get_str(r, "format", true, &s, &len) > 0 && strcmp(s, VFSD_STATE_FORMAT) != 0) {
+		problem(rd, true, rd->lineno, r->kind, "format",
+			"not a vfsd-state blob (format is not \"" VFSD_STATE_FORMAT "\")");
+		return;
+	}
+	if (rd->stop)
+		return;
+	if (get_str(r, "version", true, &s, &len) > 0) {
+		if (sscanf(s, "%5u.%5u%n", &major, &minor, &n) != 2 || (size_t)n != len ||
+		    s[0] < '0' || s[0] > '9') {
+			problem(rd, true, rd->lineno, r->kind, "version",
+				"\"%.32s\" is not MAJOR.MINOR", s);
+			return;
+		}
+		if (major != VFSD_STATE_MAJOR) {
+			problem(rd, true, rd->lineno, r->kind, "version",
+				"unsupported major version %u (this reader reads %d.x)", major,
+				VFSD_STATE_MAJOR);
+			return;
+		}
+		h->major = major;
+		h->minor = minor;
+	}
+	if (rd->stop)
+		return;
+	if (get_str(r, "producer", true, &s, &len) > 0) {
+		if (len >= sizeof(h->producer))
+			rec_problem(r, "producer", "longer than %zu bytes",
+				    sizeof(h->producer) - 1);
+		else
+			memcpy(h->producer, s, len + 1);
+	}
+	if (!rd->stop)
+		features(r, "required_features", true);
+	if (!rd->stop)
+		features(r, "optional_features", false);
+	rd->orphans = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_ORPHANS);
+	rd->file_handles = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_FILE_HANDLES);
+}
+
+static void do_session(struct rec *r)
+{
+	struct reader *rd = r->rd;
+	struct vfsd_state_session ss = { 0 };
+	json_object *fuse;
+	const char *mode;
+	size_t len;
+	uint64_t v;
+
+	if (rd->session_seen) {
+		rec_problem(r, NULL, "a second session record");
+		return;
+	}
+	if (rd->records > 1) { /* this one is counted already */
+		rec_problem(r, NULL, "the session must be the first record after the header");
+		return;
+	}
+	rd->session_seen = true;
+	get_bool(r, "initialized", true, &ss.initialized);
+	if (get(r, "fuse", ss.initialized, json_type_object, &fuse) > 0 && ss.initialized) {
+		struct rec f = { .rd = rd, .obj = fuse, .kind = r->kind, .prefix = "fuse." };
+
+		if (get_uint(&f, "major", true, UINT32_MAX, &v) > 0) {
+			ss.fuse_major = (uint32_t)v;
+			if (v != 7)
+				rec_problem(&f, "major", "FUSE major version %llu, not 7",
+					    (unsigned long long)v);
+		}
+		if (get_uint(&f, "minor", true, UINT32_MAX, &v) > 0)
+			ss.fuse_minor = (uint32_t)v;
+		get_uint(&f, "flags", true, UINT64_MAX, &ss.fuse_flags);
+		if (get_uint(&f, "max_write", true, UINT32_MAX, &v) > 0)
+			ss.max_write = (uint32_t)v;
+		if (get_uint(&f, "max_readahead", true, UINT32_MAX, &v) > 0)
+			ss.max_readahead = (uint32_t)v;
+		r->bad |= f.bad;
+	}
+	if (get_uint(r, "next_nodeid", true, UINT64_MAX, &ss.next_nodeid) > 0 && ss.next_nodeid < 2)
+		rec_problem(r, "next_nodeid", "must be at least 2 (1 is the root)");
+	get_uint(r, "next_fh", true, UINT64_MAX, &ss.next_fh);
+	if (get_str(r, "migration_mode", true, &mode, &len) > 0) {
+		if (strcmp(mode, "find-paths") == 0)
+			ss.mode = VFSD_STATE_MODE_FIND_PATHS;
+		else if (strcmp(mode, "file-handles") == 0)
+			ss.mode = VFSD_STATE_MODE_FILE_HANDLES;
+		else
+			rec_problem(r, "migration_mode",
+				    "must be \"find-paths\" or \"file-handles\"");
+	}
+	rd->s->session = ss;
+	rd->s->has_session = !r->bad;
+	if (r->bad)
+		rd->s->session.next_nodeid = rd->s->session.next_fh = 0; /* no range checks */
+}
+
+static const struct vfsd_state_inode *inode_at(struct reader *rd, uint64_t id)
+{
+	return vfsd_state_inode_by_id(rd->s, id);
+}
+
+static void do_inode(struct rec *r)
+{
+	struct reader *rd = r->rd;
+	const struct vfsd_state_session *ss = &rd->s->session;
+	struct vfsd_state_inode in = { 0 };
+	uint8_t fh[VFSD_STATE_HANDLE_MAX + 1];
+	const struct vfsd_state_inode *p;
+	json_object *fho;
+	const char *type;
+	size_t len;
+	bool id_ok = false;
+	int k;
+
+	if (rd->inodes++ >= rd->lim.max_inodes) {
+		problem(rd, true, rd->lineno, r->kind, NULL, "more than %llu inodes (the limit)",
+			(unsigned long long)rd->lim.max_inodes);
+		return;
+	}
+	if (get_uint(r, "id", true, UINT64_MAX, &in.id) > 0) {
+		if (in.id == 0)
+			rec_problem(r, "id", "0 is not a node id");
+		else if (in.id == 1 && rd->root_seen)
+			rec_problem(r, "id", "duplicate id 1 (the root)");
+		else if (in.id != 1 && !rd->root_seen)
+			rec_problem(r, "id", "the first inode must be the root (id 1), not %llu",
+				    (unsigned long long)in.id);
+		else if (ss->next_nodeid && in.id >= ss->next_nodeid)
+			rec_problem(r, "id", "%llu is not below the session's next_nodeid %llu",
+				    (unsigned long long)in.id, (unsigned long long)ss->next_nodeid);
+		else if (index_find(rd->s->inode_index, in.id) >= 0)
+			rec_problem(r, "id", "duplicate id %llu", (unsigned long long)in.id);
+		else
+			id_ok = true;
+		if (in.id == 1)
+			rd->root_seen = true;
+	}
+	get_uint(r, "nlookup", true, UINT64_MAX, &in.nlookup);
+	if (get_str(r, "type", true, &type, &len) > 0) {
+		for (size_t t = 1; t < ARRAY_SIZE(state_type_names); t++)
+			if (strcmp(type, state_type_names[t]) == 0)
+				in.type = (enum vfsd_state_type)t;
+		if (in.type == VFSD_STATE_T_UNKNOWN)
+			rec_problem(r, "type",
+				    "\"%.32s\" is not one of dir, reg, lnk, chr, blk, "
+				    "fifo, sock",
+				    type);
+	}
+	if (rd->stop)
+		goto out;
+
+	k = get_uint(r, "parent", false, UINT64_MAX, &in.parent);
+	if (get_name(r, "name", &in.name) < 0 || rd->stop)
+		goto out;
+	if (in.id == 1) {
+		if (in.parent || in.name || has_key(r->obj, "parent"))
+			rec_problem(r, in.name ? "name" : "parent",
+				    "the root has no parent and no name");
+		if (in.type != VFSD_STATE_T_DIR && in.type != VFSD_STATE_T_UNKNOWN)
+			rec_problem(r, "type", "the root must be a directory");
+	} else if (k > 0 && !in.name) {
+		rec_problem(r, "name", "missing (parent is given)");
+	} else if (k == 0 && in.name) {
+		rec_problem(r, "parent", "missing (name is given)");
+	} else if (k > 0) {
+		if (in.parent == in.id) {
+			rec_problem(r, "parent", "%llu is the inode itself",
+				    (unsigned long long)in.parent);
+		} else if (!(p = inode_at(rd, in.parent))) {
+			rec_problem(
+			    r, "parent",
+			    "dangling parent %llu: no inode with that id earlier in the blob",
+			    (unsigned long long)in.parent);
+		} else if (p->type != VFSD_STATE_T_DIR && p->type != VFSD_STATE_T_UNKNOWN) {
+			rec_problem(r, "parent", "parent %llu is a %s, not a directory",
+				    (unsigned long long)in.parent, vfsd_state_type_name(p->type));
+		}
+	}
+	if (get_name(r, "orphan", &in.orphan) > 0 && !rd->orphans)
+		rec_problem(r, "orphan", "used without \"orphans\" in required_features");
+	if (rd->stop)
+		goto out;
+	if (get_uint(r, "ino", false, UINT64_MAX, &in.ino) > 0)
+		in.has_ino = true;
+	if (get(r, "file_handle", false, json_type_object, &fho) > 0) {
+		struct rec f = { .rd = rd, .obj = fho, .kind = r->kind, .prefix = "file_handle." };
+		uint64_t v;
+		size_t n;
+
+		if (get_uint(&f, "type", true, INT32_MAX, &v) > 0)
+			in.fh_type = (int32_t)v;
+		if (get_hex(&f, "handle", true, VFSD_STATE_HANDLE_MAX, fh, &n) > 0) {
+			in.fh_bytes = malloc(n);
+			if (!in.fh_bytes) {
+				failure(rd, -ENOMEM, "reading the blob");
+				goto out;
+			}
+			memcpy(in.fh_bytes, fh, n);
+			in.fh_size = (uint32_t)n;
+		}
+		get_uint(&f, "mnt_id", true, UINT64_MAX, &in.mnt_id);
+		in.has_file_handle = !f.bad;
+		r->bad |= f.bad;
+	}
+	/* Not reachable by path: the orphan name or the file handle must locate it. */
+	if (in.id != 1 && k == 0 && !in.name && !has_key(r->obj, "orphan") &&
+	    !has_key(r->obj, "orphan_hex")) {
+		if (!has_key(r->obj, "file_handle"))
+			rec_problem(r, "parent",
+				    "missing: an inode needs parent and name, an orphan name, "
+				    "or a file_handle");
+		else if (!rd->file_handles)
+			rec_problem(r, "file_handle",
+				    "an inode located by file handle only needs \"file-handles\" "
+				    "in required_features");
+	}
+out:
+	/*
+	 * Keep an inode whose id is sound even when another field is not, so
+	 * its children and handles are checked against it rather than each
+	 * reported as dangling; the model is not handed out anyway.
+	 */
+	if (id_ok && !rd->stop && state_take_inode(rd->s, &in) < 0)
+		failure(rd, -ENOMEM, "reading the blob");
+	state_inode_clear(&in);
+}
+
+static void do_handle(struct rec *r)
+{
+	struct reader *rd = r->rd;
+	const struct vfsd_state_session *ss = &rd->s->session;
+	struct vfsd_state_handle h = { 0 };
+	const struct vfsd_state_inode *in = NULL;
+	bool fh_ok = false;
+	uint64_t v;
+
+	if (rd->handles++ >= rd->lim.max_handles) {
+		problem(rd, true, rd->lineno, r->kind, NULL, "more than %llu handles (the limit)",
+			(unsigned long long)rd->lim.max_handles);
+		return;
+	}
+	if (get_uint(r, "fh", true, UINT64_MAX, &h.fh) > 0) {
+		if (ss->next_nodeid && h.fh >= ss->next_fh)
+			rec_problem(r, "fh", "%llu is not below the session's next_fh %llu",
+				    (unsigned long long)h.fh, (unsigned long long)ss->next_fh);
+		else if (index_find(rd->s->handle_index, h.fh) >= 0)
+			rec_problem(r, "fh", "duplicate fh %llu", (unsigned long long)h.fh);
+		else
+			fh_ok = true;
+	}
+	if (get_uint(r, "inode", true, UINT64_MAX, &h.inode) > 0 && !(in = inode_at(rd, h.inode)))
+		rec_problem(r, "inode", "no inode %llu earlier in the blob",
+			    (unsigned long long)h.inode);
+	if (get_uint(r, "flags", true, UINT32_MAX, &v) > 0)
+		h.flags = (uint32_t)v;
+	if (get_bool(r, "dir", true, &h.dir) > 0 && h.dir && in && in->type != VFSD_STATE_T_DIR &&
+	    in->type != VFSD_STATE_T_UNKNOWN)
+		rec_problem(r, "dir", "a directory handle on inode %llu, which is a %s",
+			    (unsigned long long)h.inode, vfsd_state_type_name(in->type));
+	if (get_uint(r, "dir_offset", false, UINT64_MAX, &h.dir_offset) > 0) {
+		h.has_dir_offset = true;
+		if (!h.dir)
+			rec_problem(r, "dir_offset", "only directory handles have one");
+	}
+	if (fh_ok && !rd->stop && state_push_handle(rd->s, &h) < 0)
+		failure(rd, -ENOMEM, "reading the blob");
+}
+
+static void do_trailer(struct rec *r)
+{
+	struct reader *rd = r->rd;
+	const char *sum;
+	size_t len;
+	uint64_t v;
+	char want[32];
+
+	rd->trailer_seen = true;
+	if (get_uint(r, "records", true, UINT64_MAX, &v) > 0 && v != rd->records)
+		rec_problem(r, "records", "the trailer says %llu records, the blob has %llu",
+			    (unsigned long long)v, (unsigned long long)rd->records);
+	if (get_uint(r, "inodes", true, UINT64_MAX, &v) > 0 && v != rd->inodes)
+		rec_problem(r, "inodes", "the trailer says %llu inodes, the blob has %llu",
+			    (unsigned long long)v, (unsigned long long)rd->inodes);
+	if (get_uint(r, "handles", true, UINT64_MAX, &v) > 0 && v != rd->handles)
+		rec_problem(r, "handles", "the trailer says %llu handles, the blob has %llu",
+			    (unsigned long long)v, (unsigned long long)rd->handles);
+	snprintf(want, sizeof(want), "crc32c:%08x", rd->crc);
+	if (get_str(r, "checksum", true, &sum, &len) > 0 && strcmp(sum, want) != 0)
+		rec_problem(r, "checksum", "\"%.40s\" does not match the content (%s)", sum, want);
+}
+
+static void account(struct reader *rd, enum vfsd_state_kind k, size_t bytes)
+{
+	if (!rd->stats)
+		return;
+	rd->stats->records[k]++;
+	rd->stats->bytes[k] += bytes;
+}
+
+static void do_line(struct reader *rd, char *line, size_t len)
+{
+	struct rec r = { .rd = rd, .prefix = "" };
+	enum vfsd_state_kind k = VFSD_STATE_K_OTHER;
+	json_object *kind;
+	bool trailer = false;
+
+	bool is_header = !rd->header_seen;
+
+	if (rd->trailer_seen) {
+		problem(rd, true, rd->lineno, NULL, NULL, "data after the trailer");
+		return;
+	}
+	rd->header_seen = true;
+	if (is_header) {
+		r.kind = "header";
+		k = VFSD_STATE_K_HEADER;
+	}
+	if (len == 0) {
+		problem(rd, false, rd->lineno, r.kind, NULL, "empty line");
+		goto out;
+	}
+	json_tokener_reset(rd->tok);
+	r.obj = json_tokener_parse_ex(rd->tok, line, (int)len);
+	if (!r.obj || json_tokener_get_error(rd->tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(rd->tok) != len) {
+		enum json_tokener_error je = json_tokener_get_error(rd->tok);
+
+		problem(rd, false, rd->lineno, r.kind, NULL, "not one JSON object: %s (byte %zu)",
+			je == json_tokener_continue || je == json_tokener_success
+			    ? "incomplete or followed by more"
+			    : json_tokener_error_desc(je),
+			json_tokener_get_parse_end(rd->tok));
+		goto out;
+	}
+	if (!json_object_is_type(r.obj, json_type_object)) {
+		problem(rd, false, rd->lineno, r.kind, NULL, "a %s, not a JSON object",
+			json_type_to_name(json_object_get_type(r.obj)));
+		goto out;
+	}
+	if (is_header) {
+		do_header(&r);
+		goto out;
+	}
+	if (!json_object_object_get_ex(r.obj, "kind", &kind) ||
+	    !json_object_is_type(kind, json_type_string)) {
+		problem(rd, false, rd->lineno, NULL, "kind", "missing or not a string");
+		goto out;
+	}
+	r.kind = json_object_get_string(kind);
+	if (strcmp(r.kind, "trailer") == 0) {
+		trailer = true;
+		k = VFSD_STATE_K_TRAILER;
+		do_trailer(&r);
+		goto out;
+	}
+	rd->records++;
+	if (strcmp(r.kind, "session") == 0) {
+		k = VFSD_STATE_K_SESSION;
+		do_session(&r);
+		goto out;
+	}
+	if (!rd->session_seen) {
+		/* Reported once; later records are still checked, without id ranges. */
+		rd->session_seen = true;
+		problem(rd, false, rd->lineno, r.kind, NULL,
+			"no session record before the first %s", r.kind);
+	}
+	if (strcmp(r.kind, "inode") == 0) {
+		k = VFSD_STATE_K_INODE;
+		do_inode(&r);
+	} else if (strcmp(r.kind, "handle") == 0) {
+		k = VFSD_STATE_K_HANDLE;
+		do_handle(&r);
+	} else if (!vfsd_state_header_has_feature(&rd->s->header, false, r.kind)) {
+		problem(rd, false, rd->lineno, r.kind, "kind",
+			"unknown record kind \"%.32s\" (not listed in optional_features)", r.kind);
+	}
+out:
+	if (!trailer)
+		rd->crc = vfsd_crc32c(vfsd_crc32c(rd->crc, line, len), "\n", 1);
+	account(rd, k, len + 1);
+	json_object_put(r.obj);
+}
+
+int vfsd_state_read_ex(vfsd_state_read_fn fn, void *opaque, const struct vfsd_state_read_opts *opts,
+		       struct vfsd_state **ret, struct vfsd_state_error *err)
+{
+	struct reader rd = { .fn = fn, .opaque = opaque, .err = err };
+	int r;
+
+	if (err)
+		memset(err, 0, sizeof(*err));
+	vfsd_state_limits_default(&rd.lim);
+	if (opts) {
+		if (opts->limits.max_line)
+			rd.lim.max_line = opts->limits.max_line;
+		if (opts->limits.max_inodes)
+			rd.lim.max_inodes = opts->limits.max_inodes;
+		if (opts->limits.max_handles)
+			rd.lim.max_handles = opts->limits.max_handles;
+		rd.report = opts->report;
+		rd.userdata = opts->userdata;
+		rd.stats = opts->stats;
+		if (rd.stats)
+			memset(rd.stats, 0, sizeof(*rd.stats));
+	}
+	rd.lim.max_line = MAX(rd.lim.max_line, (size_t)2);
+	rd.lim.max_line = MIN(rd.lim.max_line, (size_t)INT32_MAX); /* json-c takes an int */
+	rd.rbuf = malloc(RBUF_SIZE);
+	rd.tok = json_tokener_new_ex(JSON_DEPTH);
+	r = vfsd_state_new(&rd.s);
+	if (!rd.rbuf || !rd.tok || r < 0) {
+		failure(&rd, -ENOMEM, "reading the blob");
+		goto out;
+	}
+	json_tokener_set_flags(rd.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	memset(&rd.s->header, 0, sizeof(rd.s->header));
+
+	while (!rd.stop) {
+		char *line = NULL;
+		size_t len = 0;
+
+		r = next_line(&rd, &line, &len);
+		if (r <= 0)
+			break;
+		if (rd.stats)
+			rd.stats->total_bytes += len + 1;
+		do_line(&rd, line, len);
+	}
+	if (!rd.stop && !rd.trailer_seen) {
+		if (rd.lineno == 0)
+			problem(&rd, true, 1, NULL, NULL, "empty: no header");
+		else
+			problem(&rd, true, rd.lineno + 1, NULL, NULL,
+				"truncated: no trailer after line %llu",
+				(unsigned long long)rd.lineno);
+	}
+	if (!rd.stop && !rd.session_seen)
+		problem(&rd, false, rd.lineno, "session", NULL, "no session record");
+out:
+	free(rd.rbuf);
+	free(rd.line);
+	if (rd.tok)
+		json_tokener_free(rd.tok);
+	if (rd.problems) {
+		vfsd_state_free(rd.s);
+		return rd.code ? rd.code : -EBADMSG;
+	}
+	if (ret)
+		*ret = rd.s;
+	else
+		vfsd_state_free(rd.s);
+	return 0;
+}
+
+static ssize_t fd_read(void *opaque, void *buf, size_t len)
+{
+	return RET_NERRNO(read((int)(intptr_t)opaque, buf, len));
+}
+
+int vfsd_state_read(int fd, const struct vfsd_state_limits *limits, struct vfsd_state **ret,
+		    struct vfsd_state_error *err)
+{
+	struct vfsd_state_read_opts o = { 0 };
+
+	if (limits)
+		o.limits = *limits;
+	return vfsd_state_read_ex(fd_read, (void *)(intptr_t)fd, &o, ret, err);
+}
+
+struct memsrc {
+	const uint8_t *p;
+	size_t left;
+};
+
+static ssize_t mem_read(void *opaque, void *buf, size_t len)
+{
+	struct memsrc *m = opaque;
+	size_t n = MIN(len, m->left);
+
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return (ssize_t)n;
+}
+
+int vfsd_state_read_mem(const void *buf, size_t len, const struct vfsd_state_limits *limits,
+			struct vfsd_state **ret, struct vfsd_state_error *err)
+{
+	struct memsrc m = { buf, len };
+	struct vfsd_state_read_opts o = { 0 };
+
+	if (limits)
+		o.limits = *limits;
+	return vfsd_state_read_ex(mem_read, &m, &o, ret, err);
+}
+
+char *vfsd_state_error_format(const struct vfsd_state_error *e, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (size == 0)
+		return buf;
+	buf[0] = 0;
+#define APPEND(...)                                                                                \
+	do {                                                                                       \
+		int _m = snprintf(buf + n, size - n, __VA_ARGS__);                                 \
+		if (_m > 0)                                                                        \
+			n = MIN(size - 1, n + (size_t)_m);                                         \
+	} while (0)
+	if (e->line)
+		APPEND("line %llu: ", (unsigned long long)e->line);
+	if (e->kind[0])
+		APPEND("%s: ", e->kind);
+	if (e->field[0])
+		APPEND("%s: ", e->field);
+	APPEND("%s", e->reason);
+#undef APPEND
+	return buf;
+}
