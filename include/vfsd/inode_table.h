@@ -18,9 +18,19 @@
  * Locking: one rwlock for both maps. The last reference is never dropped
  * while the lock is held, so closing an fd never happens under it.
  *
- * The migration layer uses vfsd_inode_table_foreach() to collect, and
- * vfsd_inode_table_restore() / vfsd_inode_table_set_next_id() to rebuild a
- * table with the node ids the guest already holds.
+ * Locations (for find-paths migration). Every inode but the root records
+ * where it lives: (parent inode, name) as last looked up, created, linked
+ * or renamed; STALE when that name was unlinked while other hard links
+ * remain (collect re-derives a path); ORPHAN when the fs moved it into its
+ * hidden orphan directory; NONE when it cannot be described. A child that
+ * names a parent holds a "pin" on it: an inode stays in the table while
+ * nlookup > 0 OR pins > 0, so a directory the guest forgot but whose child
+ * it still holds stays (with nlookup 0). Open handles pin their inode too
+ * (vfsd_inode_table_pin()). Location fields are guarded by the table lock;
+ * a LOOKUP that finds the location unchanged stays on the read side.
+ *
+ * The migration layer goes through vfsd/fs_migration.h; the raw
+ * vfsd_inode_table_foreach() / vfsd_inode_table_restore() remain for tests.
  */
 #ifndef VFSD_INODE_TABLE_H
 #define VFSD_INODE_TABLE_H
@@ -35,6 +45,39 @@
 struct vfsd_hlink {
 	struct vfsd_hlink *next;
 	uint64_t hash;
+};
+
+/* Where an inode lives (struct vfsd_inode.loc). */
+enum vfsd_inode_loc {
+	VFSD_LOC_NONE = 0, /* unknown / unlinked: cannot be described */
+	VFSD_LOC_ROOT,	   /* the shared directory itself */
+	VFSD_LOC_NAME,	   /* loc_parent + loc_name */
+	VFSD_LOC_STALE,	   /* the recorded name went away, other hard links remain */
+	VFSD_LOC_ORPHAN,   /* unlinked while open: orphan_dir + orphan_name */
+};
+
+/*
+ * The fs instance's hidden orphan directory, shared (refcounted) by the
+ * inodes that have a name in it; the last orphan inode to go unlinks its
+ * own name through it.
+ */
+struct vfsd_orphan_dir {
+	_Atomic uint64_t refcount;
+	int fd; /* O_RDONLY|O_DIRECTORY, owned */
+};
+
+/** vfsd_orphan_dir_ref() - take a reference; accepts NULL. */
+struct vfsd_orphan_dir *vfsd_orphan_dir_ref(struct vfsd_orphan_dir *d);
+
+/** vfsd_orphan_dir_unref() - drop a reference; the last closes the fd. Accepts NULL. */
+void vfsd_orphan_dir_unref(struct vfsd_orphan_dir *d);
+
+/* A file handle from name_to_handle_at(), cached by vfsd_fs_prepare(). */
+struct vfsd_inode_fh {
+	int32_t type;
+	uint32_t size;
+	uint64_t mnt_id;
+	uint8_t bytes[128]; /* MAX_HANDLE_SZ */
 };
 
 /*
@@ -60,8 +103,23 @@ struct vfsd_inode {
 	_Atomic uint64_t refcount; /* ours; see the file comment */
 
 	struct vfsd_hlink by_id;	/* lock */
-	struct vfsd_hlink by_key;	/* lock */
+	struct vfsd_hlink by_key;	/* lock; unused for invalid inodes */
 	struct vfsd_inode *unlink_next; /* scratch list used by reset, lock */
+
+	/* A lenient-restore placeholder (no fd, not in by_key): every op -EIO. */
+	bool invalid; /* immutable */
+
+	/* Location, see the file comment. All "lock". */
+	uint8_t loc;		       /* enum vfsd_inode_loc */
+	struct vfsd_inode *loc_parent; /* LOC_NAME: the parent, pinned by us */
+	char *loc_name;		       /* LOC_NAME: owned */
+	char *stale_path;	       /* LOC_STALE: path resolved by prepare, owned, or NULL */
+	uint64_t pins;		       /* children naming us + open handles */
+	uint64_t mark;		       /* collect scratch (write side) */
+	_Atomic bool orphaned;	       /* set once, with orphan_dir/orphan_name */
+	struct vfsd_orphan_dir *orphan_dir; /* a reference; our name in it is unlinked at free */
+	char *orphan_name;		    /* owned */
+	_Atomic(struct vfsd_inode_fh *) fh_cache; /* set once by prepare, owned */
 };
 
 struct vfsd_inode_table;
@@ -102,6 +160,122 @@ int vfsd_inode_table_set_root(struct vfsd_inode_table *t, int fd, const struct s
  */
 int vfsd_inode_table_lookup_or_insert(struct vfsd_inode_table *t, int fd, const struct stat *st,
 				      struct vfsd_inode **ret);
+
+/**
+ * vfsd_inode_table_lookup_or_insert_at() - vfsd_inode_table_lookup_or_insert()
+ * that also records @name in @parent as the inode's location (unless it is
+ * the root or an orphan). With @parent NULL no location changes.
+ * Returns: as vfsd_inode_table_lookup_or_insert().
+ */
+int vfsd_inode_table_lookup_or_insert_at(struct vfsd_inode_table *t, struct vfsd_inode *parent,
+					 const char *name, int fd, const struct stat *st,
+					 struct vfsd_inode **ret);
+
+/**
+ * vfsd_inode_table_find_key() - the inode of host inode (@dev, @ino) if it is
+ * in the table (invalid ones never are), with a reference; else NULL.
+ */
+struct vfsd_inode *vfsd_inode_table_find_key(struct vfsd_inode_table *t, uint64_t dev,
+					     uint64_t ino);
+
+/**
+ * vfsd_inode_table_set_location() - record that @i is now reachable as @name
+ * in @parent (RENAME, LINK). Ignored for the root, orphans, and inodes or
+ * parents no longer in the table.
+ * Returns: 0 or -ENOMEM (the location is then STALE).
+ */
+int vfsd_inode_table_set_location(struct vfsd_inode_table *t, struct vfsd_inode *i,
+				  struct vfsd_inode *parent, const char *name);
+
+/**
+ * vfsd_inode_table_name_removed() - @name in @parent no longer names @i
+ * (UNLINK, RMDIR, overwritten by RENAME). When that is @i's recorded
+ * location it becomes STALE (@still_linked: other hard links remain) or NONE.
+ */
+void vfsd_inode_table_name_removed(struct vfsd_inode_table *t, struct vfsd_inode *i,
+				   struct vfsd_inode *parent, const char *name, bool still_linked);
+
+/**
+ * vfsd_inode_table_set_orphan() - @i now lives as @name in orphan directory
+ * @dir (takes a reference on @dir, copies @name): location ORPHAN, parent pin
+ * dropped; the name is unlinked when the inode is freed.
+ * Returns: 0, -EALREADY (already an orphan) or -ENOMEM.
+ */
+int vfsd_inode_table_set_orphan(struct vfsd_inode_table *t, struct vfsd_inode *i,
+				struct vfsd_orphan_dir *dir, const char *name);
+
+/**
+ * vfsd_inode_table_pin() - keep @i in the table while an open handle uses it.
+ * Returns: 0, or -ESTALE when @i already left the table.
+ */
+int vfsd_inode_table_pin(struct vfsd_inode_table *t, struct vfsd_inode *i);
+
+/**
+ * vfsd_inode_table_unpin() - undo one vfsd_inode_table_pin(); with no pins
+ * and no guest lookups left the inode leaves the table.
+ */
+void vfsd_inode_table_unpin(struct vfsd_inode_table *t, struct vfsd_inode *i);
+
+/**
+ * vfsd_inode_table_set_stale_path() - cache a resolved path for a STALE
+ * inode (copied; NULL clears). Ignored unless the location is still STALE.
+ */
+void vfsd_inode_table_set_stale_path(struct vfsd_inode_table *t, struct vfsd_inode *i,
+				     const char *path);
+
+/* A copy of an inode's location, taken under the lock. */
+struct vfsd_inode_loc_snap {
+	enum vfsd_inode_loc loc;
+	uint64_t parent;	      /* LOC_NAME */
+	char name[256];		      /* LOC_NAME: VFSD_NAME_MAX + 1 */
+	char stale_path[4096];	      /* LOC_STALE: "" when none cached */
+	char orphan_name[64];	      /* LOC_ORPHAN */
+	struct vfsd_orphan_dir *odir; /* LOC_ORPHAN: not referenced, compare only */
+	struct vfsd_inode
+	    *parent_ptr; /* LOC_NAME: not referenced; the caller keeps the table still */
+};
+
+/** vfsd_inode_table_get_location() - copy @i's location into @ret under the read lock. */
+void vfsd_inode_table_get_location(struct vfsd_inode_table *t, const struct vfsd_inode *i,
+				   struct vfsd_inode_loc_snap *ret);
+
+/**
+ * vfsd_inode_table_snapshot() - every inode in the table, each with a
+ * reference, in an order where every parent (loc_parent) comes before its
+ * children and the root first.
+ * @ret:   a malloc()ed array; release with vfsd_inode_table_snapshot_free()
+ * Returns: 0 or -ENOMEM.
+ */
+int vfsd_inode_table_snapshot(struct vfsd_inode_table *t, struct vfsd_inode ***ret, size_t *ret_n);
+
+/** vfsd_inode_table_snapshot_free() - unref every entry and free the array. */
+void vfsd_inode_table_snapshot_free(struct vfsd_inode **v, size_t n);
+
+/**
+ * vfsd_inode_table_restore_at() - as vfsd_inode_table_restore(), for the
+ * migration LOAD: @nlookup may be 0 (kept for children or handles, see
+ * vfsd_inode_table_sweep()), and the location is @parent + @name; with
+ * @odir, the orphan name @name in @odir; with neither, STALE, @name (may be
+ * NULL) being a path relative to the shared directory to try first.
+ * Returns: 0; -EINVAL; -EEXIST (node id or host inode present); -ENFILE; -ENOMEM.
+ */
+int vfsd_inode_table_restore_at(struct vfsd_inode_table *t, uint64_t nodeid, int fd,
+				const struct stat *st, uint64_t nlookup, struct vfsd_inode *parent,
+				const char *name, struct vfsd_orphan_dir *odir);
+
+/**
+ * vfsd_inode_table_restore_invalid() - insert a placeholder for an inode that
+ * could not be re-opened (lenient LOAD): every op on it fails with -EIO.
+ * Returns: 0, -EINVAL, -EEXIST, -ENFILE or -ENOMEM.
+ */
+int vfsd_inode_table_restore_invalid(struct vfsd_inode_table *t, uint64_t nodeid, uint32_t type,
+				     uint64_t nlookup);
+
+/** vfsd_inode_table_sweep() - drop every inode (not the root) with no lookups and no pins. */
+void vfsd_inode_table_sweep(struct vfsd_inode_table *t);
+
+/** vfsd_inode_table_pins() - @i's pin count (tests). */
+uint64_t vfsd_inode_table_pins(struct vfsd_inode_table *t, const struct vfsd_inode *i);
 
 /**
  * vfsd_inode_table_restore() - insert an inode with a given node id (for

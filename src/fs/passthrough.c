@@ -12,6 +12,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <linux/openat2.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -23,19 +26,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "passthrough-internal.h"
 #include "vfsd/handle_table.h"
 #include "vfsd/inode_table.h"
 #include "vfsd/io.h"
 #include "vfsd/util.h"
-
-struct vfsd_passthrough {
-	struct vfsd_inode_table *inodes;
-	struct vfsd_handle_table *handles;
-	int proc_self_fd; /* O_PATH on /proc/self/fd: reopen inodes through it */
-	double entry_timeout;
-	double attr_timeout;
-	atomic_bool no_openat2; /* set once openat2 said ENOSYS */
-};
 
 /* Open flags the guest may not pass through to a re-open of an existing inode. */
 #define REOPEN_STRIP_FLAGS                                                                         \
@@ -128,7 +123,7 @@ static void fill_attr_out(struct vfsd_passthrough *fs, struct fuse_attr_out *o,
 }
 
 /* Open one name below @dirfd as O_PATH without following anything out of it. */
-static int open_child(struct vfsd_passthrough *fs, int dirfd, const char *name)
+int pt_open_child(struct vfsd_passthrough *fs, int dirfd, const char *name)
 {
 	if (!atomic_load_explicit(&fs->no_openat2, memory_order_relaxed)) {
 		struct open_how how = {
@@ -145,14 +140,37 @@ static int open_child(struct vfsd_passthrough *fs, int dirfd, const char *name)
 	return RET_NERRNO(openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
 }
 
-/* Re-open an inode's O_PATH fd for I/O through /proc/self/fd. */
-static int reopen_inode(struct vfsd_passthrough *fs, const struct vfsd_inode *i, int flags)
+int pt_reopen_fd(struct vfsd_passthrough *fs, int fd, int flags)
 {
 	char name[16];
 
-	snprintf(name, sizeof(name), "%d", i->fd);
+	if (fd < 0)
+		return -EIO;
+	snprintf(name, sizeof(name), "%d", fd);
 	return RET_NERRNO(
 	    openat(fs->proc_self_fd, name, (flags & ~REOPEN_STRIP_FLAGS) | O_CLOEXEC));
+}
+
+/* Re-open an inode's O_PATH fd for I/O through /proc/self/fd. */
+static int reopen_inode(struct vfsd_passthrough *fs, const struct vfsd_inode *i, int flags)
+{
+	return pt_reopen_fd(fs, i->fd, flags);
+}
+
+static bool is_dot_or_dotdot_name(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* The reserved name: .vfsd-orphans in the root directory only. */
+static bool is_reserved(const struct vfsd_inode *parent, const char *name)
+{
+	return parent->nodeid == FUSE_ROOT_ID && strcmp(name, VFSD_ORPHANS_DIR) == 0;
+}
+
+static bool is_orphan(const struct vfsd_inode *i)
+{
+	return atomic_load_explicit(&i->orphaned, memory_order_acquire);
 }
 
 static struct vfsd_inode *get_inode(struct vfsd_passthrough *fs, uint64_t nodeid)
@@ -173,6 +191,23 @@ static struct vfsd_handle *get_handle(struct vfsd_passthrough *fs, uint64_t node
 		return NULL;
 	}
 	return h;
+}
+
+/*
+ * A new handle pins its inode in the table (so a handle's inode is always
+ * there to collect, even after the guest's FORGET). @fd is taken on success.
+ */
+static int add_handle(struct vfsd_passthrough *fs, struct vfsd_inode *i, int fd, uint32_t flags,
+		      bool is_dir, uint64_t *ret_fh)
+{
+	int r = vfsd_inode_table_pin(fs->inodes, i);
+
+	if (r < 0)
+		return r;
+	r = vfsd_handle_table_add(fs->handles, i, fd, flags, is_dir, ret_fh);
+	if (r < 0)
+		vfsd_inode_table_unpin(fs->inodes, i);
+	return r;
 }
 
 /*
@@ -238,17 +273,182 @@ static int do_lookup(struct vfsd_passthrough *fs, struct vfsd_inode *parent, con
 		return r;
 	if (parent->type != S_IFDIR)
 		return -ENOTDIR;
-	fd = open_child(fs, parent->fd, name);
+	if (is_reserved(parent, name))
+		return -ENOENT;
+	fd = pt_open_child(fs, parent->fd, name);
 	if (fd < 0)
 		return fd;
 	r = RET_NERRNO(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 	if (r < 0)
 		return r;
-	r = vfsd_inode_table_lookup_or_insert(fs->inodes, TAKE_FD(fd), &st, &i);
+	r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, parent, name, TAKE_FD(fd), &st, &i);
 	if (r < 0)
 		return r;
 	fill_entry(fs, ret, i->nodeid, &st);
 	return 0;
+}
+
+/* ---- orphan directory --------------------------------------------------- */
+
+int pt_orphans_top(struct vfsd_passthrough *fs)
+{
+	int fd, r;
+
+	/* Called with orphan_lock held. */
+	if (fs->orphans_top_fd >= 0)
+		return fs->orphans_top_fd;
+	r = RET_NERRNO(mkdirat(fs->root_fd, VFSD_ORPHANS_DIR, 0700));
+	if (r < 0 && r != -EEXIST)
+		return r;
+	fd = RET_NERRNO(
+	    openat(fs->root_fd, VFSD_ORPHANS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	if (fd < 0)
+		return fd;
+	fs->orphans_top_fd = fd;
+	return fd;
+}
+
+/* Whether @name in @dirfd still is the directory @fd is open on. */
+static bool same_dir(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+
+	return fstatat(dirfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int pt_orphan_dir(struct vfsd_passthrough *fs, struct vfsd_orphan_dir **ret)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct vfsd_orphan_dir *d;
+	int top, r;
+
+	pthread_mutex_lock(&fs->orphan_lock);
+	if (fs->odir) {
+		*ret = vfsd_orphan_dir_ref(fs->odir);
+		pthread_mutex_unlock(&fs->orphan_lock);
+		return 0;
+	}
+	top = pt_orphans_top(fs);
+	if (top < 0) {
+		r = top;
+		goto out;
+	}
+	r = RET_NERRNO(mkdirat(top, fs->instance_id, 0700));
+	if (r < 0)
+		goto out;
+	fd = RET_NERRNO(
+	    openat(top, fs->instance_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	/*
+	 * Between mkdir and flock another vfsd starting up may have taken the
+	 * unlocked directory for a dead one and removed it: once we hold the
+	 * lock, check that the name still is our directory.
+	 */
+	r = RET_NERRNO(flock(fd, LOCK_EX | LOCK_NB));
+	if (r < 0)
+		goto out;
+	if (!same_dir(top, fs->instance_id, fd)) {
+		r = -ESTALE;
+		goto out;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		r = -ENOMEM;
+		goto out;
+	}
+	atomic_init(&d->refcount, 1); /* fs->odir's */
+	d->fd = TAKE_FD(fd);
+	fs->odir = d;
+	*ret = vfsd_orphan_dir_ref(d);
+	r = 0;
+out:
+	pthread_mutex_unlock(&fs->orphan_lock);
+	if (r < 0)
+		log_warn("orphan directory %s/%s: %s", VFSD_ORPHANS_DIR, fs->instance_id,
+			 strerror(-r));
+	return r;
+}
+
+/* Unlink every non-directory entry of @dirfd. */
+static void empty_dir(int dirfd)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	struct dirent *e;
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)))
+		if (!is_dot_or_dotdot_name(e->d_name))
+			(void)unlinkat(dirfd, e->d_name, 0);
+	closedir(d);
+}
+
+/*
+ * Startup only: remove the instance directories of dead vfsd processes,
+ * those whose flock we can take. A live owner holds its lock for its whole
+ * life, so a directory we can lock has no owner that could still need it.
+ */
+static void orphans_cleanup_dead(struct vfsd_passthrough *fs)
+{
+	int top, fd;
+	struct dirent *e;
+	DIR *d;
+
+	top = RET_NERRNO(
+	    openat(fs->root_fd, VFSD_ORPHANS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	if (top < 0)
+		return;
+	fs->orphans_top_fd = top;
+	fd = fcntl(top, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		_cleanup_close_ int dfd = -EBADF;
+
+		if (is_dot_or_dotdot_name(e->d_name) || strcmp(e->d_name, fs->instance_id) == 0)
+			continue;
+		dfd = openat(top, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		if (flock(dfd, LOCK_EX | LOCK_NB) < 0)
+			continue; /* alive */
+		if (!same_dir(top, e->d_name, dfd))
+			continue;
+		empty_dir(dfd);
+		if (unlinkat(top, e->d_name, AT_REMOVEDIR) == 0)
+			log_info("removed the orphan directory of a dead vfsd: %s", e->d_name);
+		else
+			log_warn("cannot remove %s/%s: %m", VFSD_ORPHANS_DIR, e->d_name);
+		/* closing dfd drops the lock */
+	}
+	closedir(d);
+}
+
+/* A clean exit: our orphans are gone with their inodes; remove the rest and the dir. */
+static void orphans_remove_own(struct vfsd_passthrough *fs)
+{
+	if (!fs->odir)
+		return;
+	empty_dir(fs->odir->fd);
+	if (fs->orphans_top_fd >= 0)
+		(void)unlinkat(fs->orphans_top_fd, fs->instance_id, AT_REMOVEDIR);
+	vfsd_orphan_dir_unref(fs->odir); /* closes the fd (and the lock) with the last inode */
+	fs->odir = NULL;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -257,7 +457,10 @@ int vfsd_passthrough_new(const struct vfsd_passthrough_config *cfg, struct vfsd_
 {
 	_cleanup_close_ int root_fd = -EBADF;
 	struct vfsd_passthrough *fs;
+	uint8_t rnd[16];
+	char path[32], link[VFSD_PATH_MAX];
 	struct stat st;
+	ssize_t n;
 	int r;
 
 	if (!cfg || !cfg->shared_dir)
@@ -268,14 +471,25 @@ int vfsd_passthrough_new(const struct vfsd_passthrough_config *cfg, struct vfsd_
 	r = RET_NERRNO(fstat(root_fd, &st));
 	if (r < 0)
 		return r;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return errno ? -errno : -EIO;
 
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
 	fs->proc_self_fd = -EBADF;
+	fs->root_fd = -EBADF;
+	fs->orphans_top_fd = -EBADF;
 	fs->entry_timeout = cfg->entry_timeout;
 	fs->attr_timeout = cfg->attr_timeout;
 	atomic_init(&fs->no_openat2, false);
+	atomic_init(&fs->orphan_seq, 0);
+	for (size_t k = 0; k < sizeof(rnd); k++)
+		snprintf(fs->instance_id + 2 * k, 3, "%02x", rnd[k]);
+	if (pthread_mutex_init(&fs->orphan_lock, NULL) != 0) {
+		free(fs);
+		return -ENOMEM;
+	}
 
 	r = vfsd_inode_table_new(0, &fs->inodes);
 	if (r < 0)
@@ -288,12 +502,30 @@ int vfsd_passthrough_new(const struct vfsd_passthrough_config *cfg, struct vfsd_
 		r = fs->proc_self_fd;
 		goto fail;
 	}
+	fs->root_fd = RET_NERRNO(fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
+	if (fs->root_fd < 0) {
+		r = fs->root_fd;
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%d", root_fd);
+	n = readlinkat(fs->proc_self_fd, path, link, sizeof(link) - 1);
+	if (n <= 0 || link[0] != '/') {
+		r = n < 0 ? -errno : -EINVAL;
+		goto fail;
+	}
+	link[n] = '\0';
+	fs->root_path = strdup(link);
+	if (!fs->root_path) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	r = vfsd_inode_table_set_root(fs->inodes, root_fd, &st);
 	if (r < 0)
 		goto fail;
 	TAKE_FD(root_fd);
 
 	umask(0); /* see the file comment */
+	orphans_cleanup_dead(fs);
 	*ret = fs;
 	return 0;
 fail:
@@ -305,11 +537,21 @@ void vfsd_passthrough_free(struct vfsd_passthrough *fs)
 {
 	if (!fs)
 		return;
-	/* Handles first: they hold inode references. */
+	/* Handles first: they hold inode references. Orphan names go with their inodes. */
 	vfsd_handle_table_free(fs->handles);
 	vfsd_inode_table_free(fs->inodes);
+	orphans_remove_own(fs);
+	safe_close(fs->orphans_top_fd);
+	safe_close(fs->root_fd);
 	safe_close(fs->proc_self_fd);
+	free(fs->root_path);
+	pthread_mutex_destroy(&fs->orphan_lock);
 	free(fs);
+}
+
+const char *vfsd_passthrough_instance_id(struct vfsd_passthrough *fs)
+{
+	return fs->instance_id;
 }
 
 void vfsd_passthrough_counts(struct vfsd_passthrough *fs, size_t *ret_inodes, size_t *ret_handles)
@@ -336,8 +578,8 @@ static int pt_lookup(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	return do_lookup(fs, p, name, ret);
 }
 
@@ -354,8 +596,8 @@ static int pt_getattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	struct stat st;
 	int r;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	if (in && (in->getattr_flags & FUSE_GETATTR_FH)) {
 		_cleanup_(vfsd_handle_unrefp) struct vfsd_handle *h =
 		    get_handle(fs, nodeid, in->fh);
@@ -369,6 +611,8 @@ static int pt_getattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	if (r < 0)
 		return r;
 	fill_attr_out(fs, ret, &st);
+	if (is_orphan(i))
+		ret->attr.nlink = 0; /* it must look deleted: the hidden name is ours */
 	return 0;
 }
 
@@ -402,13 +646,13 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	struct stat st;
 	int r;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	snprintf(procname, sizeof(procname), "%d", i->fd);
 	if (valid & FATTR_FH) {
 		h = get_handle(fs, nodeid, in->fh);
-		if (!h)
-			return -EBADF;
+		if (!h || h->fd < 0)
+			return h ? -EIO : -EBADF;
 	}
 
 	if (valid & FATTR_MODE) {
@@ -465,6 +709,8 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	if (r < 0)
 		return r;
 	fill_attr_out(fs, ret, &st);
+	if (is_orphan(i))
+		ret->attr.nlink = 0; /* it must look deleted: the hidden name is ours */
 	return 0;
 }
 
@@ -475,11 +721,13 @@ static int pt_mkdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
 	int r;
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	r = check_name(name);
 	if (r < 0)
 		return r;
+	if (is_reserved(p, name))
+		return -EPERM;
 	{
 		_cleanup_creds_ struct creds_guard g = { 0 };
 		r = creds_switch(ctx->uid, ctx->gid, &g);
@@ -500,11 +748,13 @@ static int pt_symlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent,
 	size_t len;
 	int r;
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	r = check_name(name);
 	if (r < 0)
 		return r;
+	if (is_reserved(p, name))
+		return -EPERM;
 	/* The dispatcher checked the target too; again, cheaply. */
 	len = target ? strnlen(target, VFSD_PATH_MAX) : 0;
 	if (len == 0)
@@ -532,11 +782,13 @@ static int pt_mknod(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 	dev_t rdev = 0;
 	int r;
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	r = check_name(name);
 	if (r < 0)
 		return r;
+	if (is_reserved(p, name))
+		return -EPERM;
 	switch (type) {
 	case S_IFCHR:
 	case S_IFBLK:
@@ -588,10 +840,17 @@ static int pt_link(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid,
 	p = get_inode(fs, newparent);
 	if (!i || !p)
 		return -ENOENT;
+	if (i->invalid || p->invalid)
+		return -EIO;
 	if (i->type == S_IFDIR)
 		return -EPERM;
 	if (p->type != S_IFDIR)
 		return -ENOTDIR;
+	if (is_reserved(p, newname))
+		return -EPERM;
+	/* Like the kernel for an unlinked inode: no new name for an orphan. */
+	if (is_orphan(i))
+		return -ENOENT;
 	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, ENOENT (or EPERM). */
 	r = RET_NERRNO(linkat(i->fd, "", p->fd, newname, AT_EMPTY_PATH));
 	if (r == -ENOENT || r == -EPERM) {
@@ -609,25 +868,108 @@ static int pt_link(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid,
 	fd = RET_NERRNO(fcntl(i->fd, F_DUPFD_CLOEXEC, 3));
 	if (fd < 0)
 		return fd;
-	r = vfsd_inode_table_lookup_or_insert(fs->inodes, fd, &st, &li); /* takes fd */
+	r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, p, newname, fd, &st,
+						 &li); /* takes fd */
 	if (r < 0)
 		return r;
 	fill_entry(fs, ret, li->nodeid, &st);
 	return 0;
 }
 
+/*
+ * Move @name in @p (the file of inode @i) into our orphan directory. On
+ * success *@ret_name holds its name there (the caller marks the inode).
+ */
+static int orphan_move(struct vfsd_passthrough *fs, struct vfsd_inode *p, const char *name,
+		       struct vfsd_inode *i, struct vfsd_orphan_dir **ret_dir, char *ret_name,
+		       size_t size)
+{
+	struct vfsd_orphan_dir *d = NULL;
+	int r;
+
+	r = pt_orphan_dir(fs, &d);
+	if (r < 0)
+		return r;
+	snprintf(ret_name, size, "%" PRIu64, i->nodeid);
+	r = RET_NERRNO(renameat2(p->fd, name, d->fd, ret_name, RENAME_NOREPLACE));
+	if (r == -EEXIST) {
+		/* A hand-over link or an earlier session's orphan of this node id. */
+		snprintf(ret_name, size, "%" PRIu64 ".%" PRIu64, i->nodeid,
+			 atomic_fetch_add(&fs->orphan_seq, 1) + 1);
+		r = RET_NERRNO(renameat2(p->fd, name, d->fd, ret_name, RENAME_NOREPLACE));
+	}
+	if (r < 0) {
+		vfsd_orphan_dir_unref(d);
+		return r;
+	}
+	*ret_dir = d;
+	return 0;
+}
+
+/*
+ * The inode @name in @p names, when the guest still uses it (it is in the
+ * table) and it would die with that name: a regular file with st_nlink 1.
+ */
+static struct vfsd_inode *orphan_candidate(struct vfsd_passthrough *fs, const struct stat *st)
+{
+	struct vfsd_inode *i;
+
+	if (!S_ISREG(st->st_mode) || st->st_nlink != 1)
+		return NULL;
+	i = vfsd_inode_table_find_key(fs->inodes, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+	if (i && is_orphan(i)) {
+		vfsd_inode_unref(i);
+		return NULL;
+	}
+	return i;
+}
+
 static int pt_unlink_common(void *fsp, uint64_t parent, const char *name, int flags)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
+	struct stat st;
 	int r;
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	r = check_name(name);
 	if (r < 0)
 		return r;
-	return RET_NERRNO(unlinkat(p->fd, name, flags));
+	if (is_reserved(p, name))
+		return -EPERM;
+	/* Which inode goes: for its location, and whether it must become an orphan. */
+	r = RET_NERRNO(fstatat(p->fd, name, &st, AT_SYMLINK_NOFOLLOW));
+	if (r < 0)
+		return r;
+	if (!(flags & AT_REMOVEDIR)) {
+		i = orphan_candidate(fs, &st);
+		if (i) {
+			struct vfsd_orphan_dir *d = NULL;
+			char oname[48];
+
+			r = orphan_move(fs, p, name, i, &d, oname, sizeof(oname));
+			if (r == 0) {
+				r = vfsd_inode_table_set_orphan(fs->inodes, i, d, oname);
+				if (r < 0) /* cannot track it: it must not outlive us */
+					(void)unlinkat(d->fd, oname, 0);
+				vfsd_orphan_dir_unref(d);
+				return 0;
+			}
+			log_debug("unlink %s: cannot keep it as an orphan (%s); plain unlink", name,
+				  strerror(-r));
+		}
+	}
+	if (!i)
+		i = vfsd_inode_table_find_key(fs->inodes, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	r = RET_NERRNO(unlinkat(p->fd, name, flags));
+	if (r < 0)
+		return r;
+	if (i)
+		vfsd_inode_table_name_removed(fs->inodes, i, p, name,
+					      !(flags & AT_REMOVEDIR) && st.st_nlink > 1);
+	return 0;
 }
 
 static int pt_unlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name)
@@ -640,11 +982,23 @@ static int pt_rmdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 	return pt_unlink_common(fsp, parent, name, AT_REMOVEDIR);
 }
 
+/*
+ * RENAME / RENAME2 and the locations: the moved inode now lives at the new
+ * name; with EXCHANGE the other one at the old name; an inode overwritten
+ * at the new name loses that name (STALE or NONE), and when the guest still
+ * uses it and it had no other link, it first becomes an orphan, so an open
+ * file replaced by rename survives a migration as an unlinked one does.
+ */
 static int pt_rename(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
 		     uint64_t newparent, const char *newname, uint32_t flags)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL, *np = NULL;
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL, *np = NULL, *src = NULL,
+						       *dst = NULL;
+	struct vfsd_orphan_dir *d = NULL;
+	struct stat sst, dst_st;
+	bool have_dst;
+	char oname[48];
 	int r;
 
 	if (flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -659,7 +1013,57 @@ static int pt_rename(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 	np = get_inode(fs, newparent);
 	if (!p || !np)
 		return -ENOENT;
-	return RET_NERRNO(renameat2(p->fd, name, np->fd, newname, flags));
+	if (p->invalid || np->invalid)
+		return -EIO;
+	if (is_reserved(p, name) || is_reserved(np, newname))
+		return -EPERM;
+	r = RET_NERRNO(fstatat(p->fd, name, &sst, AT_SYMLINK_NOFOLLOW));
+	if (r < 0)
+		return r;
+	have_dst = fstatat(np->fd, newname, &dst_st, AT_SYMLINK_NOFOLLOW) == 0;
+	src = vfsd_inode_table_find_key(fs->inodes, (uint64_t)sst.st_dev, (uint64_t)sst.st_ino);
+	if (have_dst && (dst_st.st_dev != sst.st_dev || dst_st.st_ino != sst.st_ino)) {
+		if (flags == 0)
+			dst = orphan_candidate(fs, &dst_st);
+		if (dst && orphan_move(fs, np, newname, dst, &d, oname, sizeof(oname)) == 0) {
+			/* The target is out of the way: the rename must not overwrite anything now.
+			 */
+			r = RET_NERRNO(renameat2(p->fd, name, np->fd, newname, RENAME_NOREPLACE));
+			if (r < 0) {
+				if (renameat2(d->fd, oname, np->fd, newname, RENAME_NOREPLACE) ==
+				    0) {
+					vfsd_orphan_dir_unref(d);
+					return r;
+				}
+				/* Cannot put it back: it is gone for the guest either way. */
+			}
+			if (vfsd_inode_table_set_orphan(fs->inodes, dst, d, oname) < 0)
+				(void)unlinkat(d->fd, oname, 0);
+			vfsd_orphan_dir_unref(d);
+			if (r < 0)
+				return r;
+			if (src)
+				(void)vfsd_inode_table_set_location(fs->inodes, src, np, newname);
+			return 0;
+		}
+		if (!dst)
+			dst = vfsd_inode_table_find_key(fs->inodes, (uint64_t)dst_st.st_dev,
+							(uint64_t)dst_st.st_ino);
+	}
+	r = RET_NERRNO(renameat2(p->fd, name, np->fd, newname, flags));
+	if (r < 0)
+		return r;
+	if (dst) {
+		if (flags & RENAME_EXCHANGE)
+			(void)vfsd_inode_table_set_location(fs->inodes, dst, p, name);
+		else
+			vfsd_inode_table_name_removed(fs->inodes, dst, np, newname,
+						      !S_ISDIR(dst_st.st_mode) &&
+							  dst_st.st_nlink > 1);
+	}
+	if (src)
+		(void)vfsd_inode_table_set_location(fs->inodes, src, np, newname);
+	return 0;
 }
 
 static int pt_readlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, char *buf,
@@ -669,8 +1073,8 @@ static int pt_readlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = get_inode(fs, nodeid);
 	ssize_t n;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	/* readlinkat(fd, "") on anything else says ENOENT; readlink(2) says EINVAL. */
 	if (i->type != S_IFLNK)
 		return -EINVAL;
@@ -692,8 +1096,8 @@ static int pt_statfs(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	struct statfs sf;
 	int r;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	r = RET_NERRNO(fstatfs(i->fd, &sf));
 	if (r < 0)
 		return r;
@@ -720,8 +1124,8 @@ static int pt_open(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, ui
 	uint64_t fh;
 	int r;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	/*
 	 * Only regular files and directories: opening a FIFO or a device node
 	 * could block a worker forever or have side effects on the host.
@@ -731,7 +1135,7 @@ static int pt_open(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid, ui
 	fd = reopen_inode(fs, i, (int)flags);
 	if (fd < 0)
 		return fd;
-	r = vfsd_handle_table_add(fs->handles, i, fd, flags, i->type == S_IFDIR, &fh);
+	r = add_handle(fs, i, fd, flags, i->type == S_IFDIR, &fh);
 	if (r < 0)
 		return r;
 	TAKE_FD(fd);
@@ -754,11 +1158,13 @@ static int pt_create(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 	uint64_t fh;
 	int r;
 
-	if (!p)
-		return -ENOENT;
+	if (!p || p->invalid)
+		return p ? -EIO : -ENOENT;
 	r = check_name(name);
 	if (r < 0)
 		return r;
+	if (is_reserved(p, name))
+		return -EPERM;
 	{
 		_cleanup_creds_ struct creds_guard g = { 0 };
 		r = creds_switch(ctx->uid, ctx->gid, &g);
@@ -797,12 +1203,12 @@ static int pt_create(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 		pfd = RET_NERRNO(openat(fs->proc_self_fd, procname, O_PATH | O_CLOEXEC));
 		if (pfd < 0)
 			return pfd;
-		r = vfsd_inode_table_lookup_or_insert(fs->inodes, pfd, &st, &i);
+		r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, p, name, pfd, &st, &i);
 		if (r < 0)
 			return r;
 	}
 	fill_entry(fs, &e, i->nodeid, &st);
-	r = vfsd_handle_table_add(fs->handles, i, fd, in->flags, false, &fh);
+	r = add_handle(fs, i, fd, in->flags, false, &fh);
 	if (r < 0) {
 		vfsd_inode_table_forget(fs->inodes, e.nodeid, 1);
 		return r;
@@ -825,8 +1231,8 @@ static int pt_read(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	ssize_t n;
 	int r;
 
-	if (!h)
-		return -EBADF;
+	if (!h || h->fd < 0)
+		return h ? -EIO : -EBADF;
 	if (in->offset > INT64_MAX)
 		return -EINVAL;
 	r = vfsd_writer_iov(w, size, iov, ARRAY_SIZE(iov), &cnt);
@@ -853,8 +1259,8 @@ static int pt_write(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	ssize_t n;
 	int ret;
 
-	if (!h)
-		return -EBADF;
+	if (!h || h->fd < 0)
+		return h ? -EIO : -EBADF;
 	if (in->offset > INT64_MAX || in->size > VFSD_MAX_WRITE)
 		return -EINVAL;
 	/* FUSE_WRITE_KILL_SUIDGID: the kernel clears suid/sgid itself for root writes; ignored. */
@@ -874,8 +1280,8 @@ static int pt_flush(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	_cleanup_(vfsd_handle_unrefp) struct vfsd_handle *h = get_handle(fs, nodeid, in->fh);
 	int fd;
 
-	if (!h)
-		return -EBADF;
+	if (!h || h->fd < 0)
+		return h ? -EIO : -EBADF;
 	/*
 	 * The guest closed one of its file descriptors. Close a duplicate of
 	 * ours so the host filesystem sees a close (NFS flushes on close,
@@ -893,9 +1299,14 @@ static int pt_release(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_handle_unrefp) struct vfsd_handle *h = get_handle(fs, nodeid, in->fh);
 
+	int r;
+
 	if (!h)
 		return -EBADF;
-	return vfsd_handle_table_remove(fs->handles, in->fh);
+	r = vfsd_handle_table_remove(fs->handles, in->fh);
+	if (r == 0)
+		vfsd_inode_table_unpin(fs->inodes, h->inode);
+	return r;
 }
 
 static int pt_fsync(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
@@ -904,8 +1315,8 @@ static int pt_fsync(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_handle_unrefp) struct vfsd_handle *h = get_handle(fs, nodeid, in->fh);
 
-	if (!h)
-		return -EBADF;
+	if (!h || h->fd < 0)
+		return h ? -EIO : -EBADF;
 	return vfsd_io_fsync(ctx->io, h->fd, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
 }
 
@@ -920,14 +1331,14 @@ static int pt_opendir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	uint64_t fh;
 	int r;
 
-	if (!i)
-		return -ENOENT;
+	if (!i || i->invalid)
+		return i ? -EIO : -ENOENT;
 	if (i->type != S_IFDIR)
 		return -ENOTDIR;
 	fd = reopen_inode(fs, i, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return fd;
-	r = vfsd_handle_table_add(fs->handles, i, fd, flags, true, &fh);
+	r = add_handle(fs, i, fd, flags, true, &fh);
 	if (r < 0)
 		return r;
 	TAKE_FD(fd);
@@ -964,6 +1375,8 @@ static int readdir_add(struct vfsd_passthrough *fs, struct vfsd_inode *dir, bool
 	struct fuse_entry_out e;
 	int r;
 
+	if (is_reserved(dir, d->d_name))
+		return 0; /* invisible to the guest */
 	if (!plus)
 		return vfsd_dirbuf_add(buf, d->d_name, namelen, d->d_ino, d->d_type,
 				       (uint64_t)d->d_off) < 0
@@ -1003,8 +1416,8 @@ static int pt_readdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	bool full = false;
 	int r = 0;
 
-	if (!h)
-		return -EBADF;
+	if (!h || h->fd < 0)
+		return h ? -EIO : -EBADF;
 	if (!h->is_dir)
 		return -ENOTDIR;
 	dents = malloc(GETDENTS_BUF);

@@ -362,3 +362,91 @@ Test(handle_table, limit_and_restore)
 	vfsd_handle_table_free(t);
 	vfsd_inode_table_free(it);
 }
+
+/* Locations: parents pinned by children, cascades, snapshot order, sweep, placeholders. */
+Test(inode_table, locations_pins_and_snapshot_order)
+{
+	struct vfsd_inode_table *t = table_with_root(0);
+	struct vfsd_inode *root = vfsd_inode_table_get(t, FUSE_ROOT_ID);
+	struct vfsd_inode *d1, *d2, *f, **v = NULL;
+	struct vfsd_inode_loc_snap *snap = malloc(sizeof(*snap));
+	struct stat st;
+	size_t n = 0;
+
+	cr_assert_not_null(snap);
+	st = fake_stat(1, 10, S_IFDIR);
+	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, root, "d1", new_fd(), &st, &d1), 0);
+	st = fake_stat(1, 11, S_IFDIR);
+	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, d1, "d2", new_fd(), &st, &d2), 0);
+	st = fake_stat(1, 12, S_IFREG);
+	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, d2, "f", new_fd(), &st, &f), 0);
+	cr_assert_eq(vfsd_inode_table_pins(t, d1), 1);
+	cr_assert_eq(vfsd_inode_table_pins(t, d2), 1);
+	vfsd_inode_table_get_location(t, f, snap);
+	cr_assert_eq(snap->loc, VFSD_LOC_NAME);
+	cr_assert_eq(snap->parent, d2->nodeid);
+	cr_assert_str_eq(snap->name, "f");
+
+	/* Forgotten parents stay while f names them. */
+	vfsd_inode_table_forget(t, d1->nodeid, 1);
+	vfsd_inode_table_forget(t, d2->nodeid, 1);
+	cr_assert_eq(vfsd_inode_table_count(t), 4);
+
+	/* Snapshot: root first, parents before children, whatever the hash order. */
+	cr_assert_eq(vfsd_inode_table_snapshot(t, &v, &n), 0);
+	cr_assert_eq(n, 4);
+	cr_assert_eq(v[0], root);
+	size_t p1 = 0, p2 = 0, pf = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (v[k] == d1)
+			p1 = k;
+		if (v[k] == d2)
+			p2 = k;
+		if (v[k] == f)
+			pf = k;
+	}
+	cr_assert(p1 < p2 && p2 < pf);
+	vfsd_inode_table_snapshot_free(v, n);
+
+	/* Moving f to the root releases d2, which releases d1: the chain goes. */
+	cr_assert_eq(vfsd_inode_table_set_location(t, f, root, "f2"), 0);
+	cr_assert_eq(vfsd_inode_table_count(t), 2);
+	cr_assert_not(d1->in_table);
+	cr_assert_not(d2->in_table);
+
+	/* Removing the recorded name: STALE with other links, NONE without. */
+	vfsd_inode_table_name_removed(t, f, root, "other", true);
+	vfsd_inode_table_get_location(t, f, snap);
+	cr_assert_eq(snap->loc, VFSD_LOC_NAME, "another name: nothing changes");
+	vfsd_inode_table_name_removed(t, f, root, "f2", true);
+	vfsd_inode_table_get_location(t, f, snap);
+	cr_assert_eq(snap->loc, VFSD_LOC_STALE);
+
+	/* A handle pin keeps an inode with no lookups; unpin lets it go. */
+	cr_assert_eq(vfsd_inode_table_pin(t, f), 0);
+	vfsd_inode_table_forget(t, f->nodeid, 1);
+	cr_assert(f->in_table);
+	vfsd_inode_table_unpin(t, f);
+	cr_assert_not(f->in_table);
+	cr_assert_eq(vfsd_inode_table_pin(t, f), -ESTALE);
+
+	/* Placeholders (lenient restore): by id only; sweep drops the unreferenced. */
+	cr_assert_eq(vfsd_inode_table_restore_invalid(t, 40, S_IFREG, 1), 0);
+	cr_assert_eq(vfsd_inode_table_restore_invalid(t, 40, S_IFREG, 1), -EEXIST);
+	cr_assert_eq(vfsd_inode_table_restore_invalid(t, 41, S_IFREG, 0), 0);
+	struct vfsd_inode *x = vfsd_inode_table_get(t, 40);
+	cr_assert_not_null(x);
+	cr_assert(x->invalid);
+	vfsd_inode_unref(x);
+	vfsd_inode_table_sweep(t);
+	cr_assert_not_null(x = vfsd_inode_table_get(t, 40));
+	vfsd_inode_unref(x);
+	cr_assert_null(vfsd_inode_table_get(t, 41), "no lookups, no pins: swept");
+
+	vfsd_inode_unref(d1);
+	vfsd_inode_unref(d2);
+	vfsd_inode_unref(f);
+	vfsd_inode_unref(root);
+	free(snap);
+	vfsd_inode_table_free(t);
+}

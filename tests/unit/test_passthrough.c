@@ -1205,3 +1205,58 @@ PT_TEST(new_rejects_bad_dirs)
 	cr_assert_eq(vfsd_passthrough_new(&cfg, &p), -ENOTDIR);
 	vfsd_passthrough_free(NULL);
 }
+
+/* .vfsd-orphans in the root is ours: invisible and untouchable from the guest. */
+PT_TEST(orphans_dir_is_reserved_in_the_root)
+{
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+	struct fuse_mkdir_in mi = { .mode = 0755 };
+	struct fuse_mknod_in ni = { .mode = S_IFREG | 0644 };
+	struct fuse_create_in ci = { .flags = O_RDWR, .mode = S_IFREG | 0644 };
+	struct listing l = { 0 };
+	uint64_t f, sub;
+
+	cr_assert_eq(mkdirat(dirfd_, ".vfsd-orphans", 0700), 0);
+	host_write("plain", "x");
+	f = lookup_ok(FUSE_ROOT_ID, "plain", NULL);
+	cr_assert_eq(ops->lookup(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", &e), -ENOENT);
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", &mi, &e), -EPERM);
+	cr_assert_eq(ops->mknod(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", &ni, &e), -EPERM);
+	cr_assert_eq(ops->create(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", &ci, &e, &o), -EPERM);
+	cr_assert_eq(ops->symlink(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", "x", &e), -EPERM);
+	cr_assert_eq(ops->link(fs, &ctx, f, FUSE_ROOT_ID, ".vfsd-orphans", &e), -EPERM);
+	cr_assert_eq(ops->unlink(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans"), -EPERM);
+	cr_assert_eq(ops->rmdir(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans"), -EPERM);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, ".vfsd-orphans", FUSE_ROOT_ID, "y", 0),
+		     -EPERM);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "plain", FUSE_ROOT_ID, ".vfsd-orphans", 0),
+		     -EPERM);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "plain", FUSE_ROOT_ID, ".vfsd-orphans",
+				 RENAME_EXCHANGE),
+		     -EPERM);
+	cr_assert(host_stat(".vfsd-orphans").st_mode & S_IFDIR);
+	cr_assert(host_stat("plain").st_ino > 0);
+
+	/* READDIR and READDIRPLUS of the root skip it. */
+	cr_assert_eq(ops->opendir(fs, &ctx, FUSE_ROOT_ID, 0, &o), 0);
+	cr_assert_gt(readdir_into(FUSE_ROOT_ID, o.fh, 0, 65536, false, &l), 0);
+	cr_assert(has(&l, "plain"));
+	cr_assert_not(has(&l, ".vfsd-orphans"));
+	l.n = 0;
+	cr_assert_gt(readdir_into(FUSE_ROOT_ID, o.fh, 0, 65536, true, &l), 0);
+	cr_assert(has(&l, "plain"));
+	cr_assert_not(has(&l, ".vfsd-orphans"));
+	for (int k = 0; k < l.n; k++)
+		if (l.ids[k])
+			ops->forget(fs, l.ids[k], 1);
+	struct fuse_release_in ri = { .fh = o.fh };
+	cr_assert_eq(ops->releasedir(fs, &ctx, FUSE_ROOT_ID, &ri), 0);
+
+	/* Only at the top level: below the root the name is an ordinary one. */
+	cr_assert_eq(ops->mkdir(fs, &ctx, FUSE_ROOT_ID, "sub", &mi, &e), 0);
+	sub = e.nodeid;
+	cr_assert_eq(ops->mkdir(fs, &ctx, sub, ".vfsd-orphans", &mi, &e), 0);
+	cr_assert_eq(ops->lookup(fs, &ctx, sub, ".vfsd-orphans", &e), 0);
+	cr_assert_eq(ops->rmdir(fs, &ctx, sub, ".vfsd-orphans"), 0);
+}

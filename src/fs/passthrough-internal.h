@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * passthrough-internal: what passthrough.c shares with fs_migration.c (same
+ * layer, not for anyone else).
+ */
+#ifndef VFSD_FS_PASSTHROUGH_INTERNAL_H
+#define VFSD_FS_PASSTHROUGH_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vfsd/handle_table.h"
+#include "vfsd/inode_table.h"
+#include "vfsd/passthrough.h"
+
+/* The hidden directory in the shared directory's root that holds orphans. */
+#define VFSD_ORPHANS_DIR ".vfsd-orphans"
+
+struct vfsd_passthrough {
+	struct vfsd_inode_table *inodes;
+	struct vfsd_handle_table *handles;
+	int proc_self_fd; /* O_PATH on /proc/self/fd: reopen inodes through it */
+	int root_fd;	  /* O_PATH on the shared directory (a dup, owned) */
+	char *root_path;  /* the shared directory as /proc/self/fd reports it */
+	double entry_timeout;
+	double attr_timeout;
+	atomic_bool no_openat2; /* set once openat2 said ENOSYS */
+
+	char instance_id[33];	      /* 128 random bits in hex */
+	pthread_mutex_t orphan_lock;  /* guards the two below */
+	int orphans_top_fd;	      /* <shared>/.vfsd-orphans, O_DIRECTORY, or -EBADF */
+	struct vfsd_orphan_dir *odir; /* our locked instance dir, or NULL (made on demand) */
+	_Atomic uint64_t orphan_seq;  /* disambiguates orphan / hand-over names */
+};
+
+/** pt_open_child() - O_PATH|O_NOFOLLOW open of @name (may hold '/') beneath @dirfd. */
+int pt_open_child(struct vfsd_passthrough *fs, int dirfd, const char *name);
+
+/** pt_reopen_fd() - re-open the O_PATH @fd through /proc/self/fd with @flags. */
+int pt_reopen_fd(struct vfsd_passthrough *fs, int fd, int flags);
+
+/** pt_orphan_dir() - our instance's orphan directory (created and locked on demand), referenced. */
+int pt_orphan_dir(struct vfsd_passthrough *fs, struct vfsd_orphan_dir **ret);
+
+/** pt_orphans_top() - an fd on <shared>/.vfsd-orphans (not owned by the caller), or -errno. */
+int pt_orphans_top(struct vfsd_passthrough *fs);
+
+#endif
