@@ -32,8 +32,9 @@
 #define VFSD_STATE_MAX_FEATURES	 32 /* per list in the header */
 #define VFSD_STATE_FEATURE_SIZE	 64 /* bytes per feature name, NUL included */
 #define VFSD_STATE_PRODUCER_SIZE 256
-#define VFSD_STATE_NAME_MAX	 255 /* bytes in a file name */
-#define VFSD_STATE_HANDLE_MAX	 128 /* MAX_HANDLE_SZ: bytes in a file handle */
+#define VFSD_STATE_NAME_MAX	 255  /* bytes in a file name */
+#define VFSD_STATE_PATH_MAX	 4095 /* bytes in a relative path (inode "path") */
+#define VFSD_STATE_HANDLE_MAX	 128  /* MAX_HANDLE_SZ: bytes in a file handle */
 
 /* Required features defined by 1.0; a reader refuses a blob naming any other. */
 #define VFSD_STATE_FEATURE_ORPHANS	"orphans"
@@ -82,9 +83,10 @@ struct vfsd_state_session {
 };
 
 /*
- * One inode. Root: id 1, parent 0, name NULL. Every other inode has parent +
- * name, a file handle, or both. Strings are NUL-terminated byte strings (any
- * bytes but '/' and NUL; the codec hex-encodes names that are not UTF-8).
+ * One inode. Root: id 1, parent 0, name NULL, path NULL. Every other inode
+ * has parent + name, a path, an orphan name or a file handle (any
+ * combination). Strings are NUL-terminated byte strings (names: any bytes but
+ * '/' and NUL; the codec hex-encodes strings that are not UTF-8).
  */
 struct vfsd_state_inode {
 	uint64_t id;
@@ -92,6 +94,9 @@ struct vfsd_state_inode {
 	enum vfsd_state_type type;
 	uint64_t parent; /* 0: none */
 	char *name;	 /* NULL: none */
+	char *path;	 /* NULL, or a path relative to the shared directory (a stale name
+			  * re-derived): no leading '/', no empty, "." or ".." components,
+			  * 1..VFSD_STATE_PATH_MAX bytes */
 	char *orphan;	 /* NULL, or its name in the hidden orphan directory */
 	bool has_ino;
 	uint64_t ino; /* host inode number, for identity checks */

@@ -20,6 +20,7 @@
 #include "vfsd/chain_io.h"
 #include "vfsd/fuse.h"
 #include "vfsd/io.h"
+#include "vfsd/migration.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
 #include "vfsd/vhost.h"
@@ -31,11 +32,13 @@ struct config {
 	unsigned int request_queues;
 	bool io_uring;
 	bool print_capabilities;
+	struct vfsd_migration_config mig;
 };
 
 struct daemon {
 	struct vfsd_fuse_session session;
 	struct vfsd_passthrough *fs;
+	struct vfsd_migration *mig;
 	bool io_uring;
 };
 
@@ -54,6 +57,16 @@ static void usage(FILE *f)
 		"  --request-queues=N        request queues we accept (default %u, max %u)\n"
 		"  --no-io-uring             do file I/O with plain syscalls\n"
 		"  --log-level=LEVEL         error, warn, info (default), debug, trace or off\n"
+		"  --migration-mode=MODE     how the source describes inodes to the destination:\n"
+		"                            find-paths (default: parent + name, paths) or\n"
+		"                            file-handles (needs CAP_DAC_READ_SEARCH there)\n"
+		"  --migration-on-error=WHAT what the destination does with an inode or handle it\n"
+		"                            cannot find again: abort (default: the migration\n"
+		"                            fails) or guest-error (the guest gets EIO on it)\n"
+		"  --migration-verify-handles\n"
+		"                            find-paths: add file handles to the state so the\n"
+		"                            destination checks each inode is the same file\n"
+		"  --migration-confirm-paths re-check every name while saving (slower downtime)\n"
 		"  --print-capabilities      print the vhost-user back-end capabilities (JSON)\n"
 		"  -h, --help                show this help\n"
 		"  -V, --version             show the version\n",
@@ -75,7 +88,19 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 
 static int parse_args(int argc, char **argv, struct config *c)
 {
-	enum { OPT_SOCKET = 256, OPT_FD, OPT_SHARED, OPT_LOG, OPT_CAPS, OPT_QUEUES, OPT_NOURING };
+	enum {
+		OPT_SOCKET = 256,
+		OPT_FD,
+		OPT_SHARED,
+		OPT_LOG,
+		OPT_CAPS,
+		OPT_QUEUES,
+		OPT_NOURING,
+		OPT_MIG_MODE,
+		OPT_MIG_ON_ERROR,
+		OPT_MIG_VERIFY,
+		OPT_MIG_CONFIRM,
+	};
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -85,6 +110,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
 		{ "request-queues", required_argument, NULL, OPT_QUEUES },
 		{ "no-io-uring", no_argument, NULL, OPT_NOURING },
+		{ "migration-mode", required_argument, NULL, OPT_MIG_MODE },
+		{ "migration-on-error", required_argument, NULL, OPT_MIG_ON_ERROR },
+		{ "migration-verify-handles", no_argument, NULL, OPT_MIG_VERIFY },
+		{ "migration-confirm-paths", no_argument, NULL, OPT_MIG_CONFIRM },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -128,6 +157,38 @@ static int parse_args(int argc, char **argv, struct config *c)
 		case OPT_NOURING:
 			c->io_uring = false;
 			break;
+		case OPT_MIG_MODE:
+			if (strcmp(optarg, "find-paths") == 0) {
+				c->mig.mode = VFSD_STATE_MODE_FIND_PATHS;
+			} else if (strcmp(optarg, "file-handles") == 0) {
+				c->mig.mode = VFSD_STATE_MODE_FILE_HANDLES;
+			} else {
+				fprintf(stderr,
+					"vfsd: --migration-mode: expected find-paths or "
+					"file-handles, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MIG_ON_ERROR:
+			if (strcmp(optarg, "abort") == 0) {
+				c->mig.on_error_guest_error = false;
+			} else if (strcmp(optarg, "guest-error") == 0) {
+				c->mig.on_error_guest_error = true;
+			} else {
+				fprintf(stderr,
+					"vfsd: --migration-on-error: expected abort or "
+					"guest-error, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MIG_VERIFY:
+			c->mig.verify_handles = true;
+			break;
+		case OPT_MIG_CONFIRM:
+			c->mig.confirm_paths = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(EXIT_SUCCESS);
@@ -153,13 +214,17 @@ static int parse_args(int argc, char **argv, struct config *c)
 		fprintf(stderr, "vfsd: --shared-dir is required (see --help)\n");
 		return -EINVAL;
 	}
+	if (c->mig.verify_handles && c->mig.mode == VFSD_STATE_MODE_FILE_HANDLES)
+		fprintf(stderr, "vfsd: --migration-verify-handles has no effect with "
+				"--migration-mode=file-handles\n");
 	return 0;
 }
 
 /* The vhost-user back-end description, docs/interop/vhost-user.json. */
 static void print_capabilities(void)
 {
-	printf("{\n  \"type\": \"fs\",\n  \"features\": [\n    \"separate-options\"\n  ]\n}\n");
+	printf("{\n  \"type\": \"fs\",\n  \"features\": [\n    \"migrate-precopy\",\n    "
+	       "\"separate-options\"\n  ]\n}\n");
 }
 
 /* ---- the glue between the vhost device and the FUSE session ---- */
@@ -223,11 +288,38 @@ static void backend_reset(void *opaque, const char *why)
 	vfsd_fuse_session_reset(&dm->session, why);
 }
 
+/* Dirty logging on: a migration is starting (prepare now); off: cancelled. */
+static void backend_logging_changed(void *opaque, bool on)
+{
+	struct daemon *dm = opaque;
+
+	vfsd_migration_logging_changed(dm->mig, on);
+}
+
+/* SAVE: every queue is stopped; serialise, change nothing. */
+static int backend_save_state(void *opaque, int fd)
+{
+	struct daemon *dm = opaque;
+
+	return vfsd_migration_save(dm->mig, fd);
+}
+
+/* LOAD: before the rings start; validate all, re-open all, then replace the session. */
+static int backend_load_state(void *opaque, int fd)
+{
+	struct daemon *dm = opaque;
+
+	return vfsd_migration_load(dm->mig, fd);
+}
+
 static const struct vfsd_vhost_backend_ops backend_ops = {
 	.thread_start = backend_thread_start,
 	.thread_stop = backend_thread_stop,
 	.handle = backend_handle,
 	.reset = backend_reset,
+	.logging_changed = backend_logging_changed,
+	.save_state = backend_save_state,
+	.load_state = backend_load_state,
 };
 
 /* ---- socket setup ---- */
@@ -355,6 +447,11 @@ int main(int argc, char **argv)
 		goto out;
 	dm.session.on_reset = session_on_reset;
 	dm.session.on_reset_arg = &dm;
+	r = vfsd_migration_new(&cfg.mig, fs, &dm.session, &dm.mig);
+	if (r < 0) {
+		log_error("cannot set up migration: %s", strerror(-r));
+		goto out_session;
+	}
 	r = vfsd_vhost_new(&backend_ops, &dm, 1 + cfg.request_queues, &dev);
 	if (r < 0) {
 		log_error("cannot create the device: %s", strerror(-r));
@@ -388,6 +485,7 @@ int main(int argc, char **argv)
 out_dev:
 	vfsd_vhost_free(dev);
 out_session:
+	vfsd_migration_free(dm.mig);
 	vfsd_fuse_session_done(&dm.session);
 out:
 	vfsd_passthrough_free(fs);

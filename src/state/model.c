@@ -89,6 +89,7 @@ void index_free(struct vfsd_state_index *ix)
 void state_inode_clear(struct vfsd_state_inode *in)
 {
 	free(in->name);
+	free(in->path);
 	free(in->orphan);
 	free(in->fh_bytes);
 	memset(in, 0, sizeof(*in));
@@ -99,6 +100,22 @@ bool state_name_ok(const char *name, size_t len)
 	if (len == 0 || len > VFSD_STATE_NAME_MAX || memchr(name, '/', len) || memchr(name, 0, len))
 		return false;
 	return !(len == 1 && name[0] == '.') && !(len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+bool state_path_ok(const char *path, size_t len)
+{
+	size_t start = 0;
+
+	if (len == 0 || len > VFSD_STATE_PATH_MAX || path[0] == '/' || memchr(path, 0, len))
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && path[i] != '/')
+			continue;
+		if (!state_name_ok(path + start, i - start))
+			return false; /* empty (// or trailing /), ".", "..", too long */
+		start = i + 1;
+	}
+	return true;
 }
 
 bool state_feature_ok(const char *name, size_t len)
@@ -288,9 +305,11 @@ int vfsd_state_add_inode(struct vfsd_state *s, const struct vfsd_state_inode *in
 	if (index_find(s->inode_index, in->id) >= 0)
 		return -EEXIST;
 	c.name = NULL;
+	c.path = NULL;
 	c.orphan = NULL;
 	c.fh_bytes = NULL;
 	if ((in->name && !(c.name = strdup(in->name))) ||
+	    (in->path && !(c.path = strdup(in->path))) ||
 	    (in->orphan && !(c.orphan = strdup(in->orphan))) ||
 	    (in->has_file_handle && !(c.fh_bytes = malloc(in->fh_size)))) {
 		state_inode_clear(&c);
@@ -345,7 +364,7 @@ int vfsd_state_inode_path(const struct vfsd_state *s, const struct vfsd_state_in
 			return -ELOOP;
 		chain[depth++] = p;
 		if (!p->name || !p->parent)
-			break;
+			break; /* located by path, orphan name or handle: printed as is */
 		if (p->parent == p->id)
 			return -ELOOP;
 		p = vfsd_state_inode_by_id(s, p->parent);
@@ -353,9 +372,15 @@ int vfsd_state_inode_path(const struct vfsd_state *s, const struct vfsd_state_in
 			return -ENOENT;
 	}
 	while (depth--) {
-		const char *part =
-		    chain[depth]->name && chain[depth]->parent ? chain[depth]->name : "<handle>";
-		size_t plen = strlen(part);
+		const struct vfsd_state_inode *c = chain[depth];
+		const char *part = "<handle>";
+		size_t plen;
+
+		if (c->name && c->parent)
+			part = c->name;
+		else if (c->path)
+			part = c->path;
+		plen = strlen(part);
 
 		if (len + (len > 0) + plen + 1 > size)
 			return -ENAMETOOLONG;

@@ -322,6 +322,45 @@ static int get_name(struct rec *r, const char *key, char **ret)
 	return 1;
 }
 
+/* A relative path, as "path" (UTF-8) or "path_hex" (any bytes); one of them. */
+static int get_path(struct rec *r, char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	const char *s = NULL;
+	size_t len = 0;
+	int a, b;
+
+	a = get_str(r, "path", false, &s, &len);
+	if (a < 0)
+		return a;
+	if (a > 0 && len > VFSD_STATE_PATH_MAX)
+		return rec_problem(r, "path", "%zu bytes long, more than %d", len,
+				   VFSD_STATE_PATH_MAX);
+	if (json_object_object_get_ex(r->obj, "path_hex", NULL)) {
+		buf = malloc(VFSD_STATE_PATH_MAX + 1);
+		if (!buf)
+			return failure(r->rd, -ENOMEM, "reading the blob");
+	}
+	b = buf ? get_hex(r, "path_hex", false, VFSD_STATE_PATH_MAX, (uint8_t *)buf, &len) : 0;
+	if (b < 0)
+		return b;
+	if (a > 0 && b > 0)
+		return rec_problem(r, "path_hex", "both path and path_hex given");
+	if (a == 0 && b == 0)
+		return 0;
+	if (b > 0)
+		s = buf;
+	if (!state_path_ok(s, len))
+		return rec_problem(r, b > 0 ? "path_hex" : "path",
+				   "not a relative path (leading '/', an empty, '.' or '..' "
+				   "component, a component over %d bytes, or a NUL)",
+				   VFSD_STATE_NAME_MAX);
+	*ret = strndup(s, len);
+	if (!*ret)
+		return failure(r->rd, -ENOMEM, "reading the blob");
+	return 1;
+}
+
 static bool has_key(json_object *o, const char *key)
 {
 	return json_object_object_get_ex(o, key, NULL);
@@ -550,6 +589,10 @@ static void do_inode(struct rec *r)
 				    (unsigned long long)in.parent, vfsd_state_type_name(p->type));
 		}
 	}
+	if (get_path(r, &in.path) > 0 && in.id == 1)
+		rec_problem(r, "path", "the root has no path");
+	if (rd->stop)
+		goto out;
 	if (get_name(r, "orphan", &in.orphan) > 0 && !rd->orphans)
 		rec_problem(r, "orphan", "used without \"orphans\" in required_features");
 	if (rd->stop)
@@ -576,13 +619,14 @@ static void do_inode(struct rec *r)
 		in.has_file_handle = !f.bad;
 		r->bad |= f.bad;
 	}
-	/* Not reachable by path: the orphan name or the file handle must locate it. */
+	/* Neither parent + name nor a path: the orphan name or the file handle must locate it. */
 	if (in.id != 1 && k == 0 && !in.name && !has_key(r->obj, "orphan") &&
-	    !has_key(r->obj, "orphan_hex")) {
+	    !has_key(r->obj, "orphan_hex") && !has_key(r->obj, "path") &&
+	    !has_key(r->obj, "path_hex")) {
 		if (!has_key(r->obj, "file_handle"))
 			rec_problem(r, "parent",
-				    "missing: an inode needs parent and name, an orphan name, "
-				    "or a file_handle");
+				    "missing: an inode needs parent and name, a path, an orphan "
+				    "name, or a file_handle");
 		else if (!rd->file_handles)
 			rec_problem(r, "file_handle",
 				    "an inode located by file handle only needs \"file-handles\" "

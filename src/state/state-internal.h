@@ -39,6 +39,12 @@ int state_push_handle(struct vfsd_state *s, const struct vfsd_state_handle *h);
 /* state_name_ok() - a file name: 1..255 bytes, no '/', not "." or "..". */
 bool state_name_ok(const char *name, size_t len);
 
+/*
+ * state_path_ok() - a relative path: 1..VFSD_STATE_PATH_MAX bytes, no leading
+ * '/', every component a file name (none empty, ".", "..").
+ */
+bool state_path_ok(const char *path, size_t len);
+
 /* state_feature_ok() - [a-z0-9-]{1,63}, also used for record kinds. */
 bool state_feature_ok(const char *name, size_t len);
 

@@ -14,9 +14,9 @@
 
 #include <string.h>
 
-#define WBUF_SIZE  (64 * 1024)
-#define RECORD_MAX 8192 /* header: producer + 64 features escaped; inode: 2 names at 6 bytes each  \
-			 */
+#define WBUF_SIZE (64 * 1024)
+/* header: producer + 64 features escaped; inode: 2 names and a path at 6 bytes each */
+#define RECORD_MAX (32 * 1024)
 
 struct vfsd_state_writer {
 	vfsd_state_write_fn fn;
@@ -289,13 +289,17 @@ int vfsd_state_writer_inode(struct vfsd_state_writer *w, const struct vfsd_state
 		return fail(w, -EINVAL);
 	if (root ? (in->parent || in->name || in->type != VFSD_STATE_T_DIR)
 		 : (!!in->parent != !!in->name || in->parent == in->id ||
-		    (!located && !in->has_file_handle && !in->orphan)))
+		    (!located && !in->has_file_handle && !in->orphan && !in->path)))
+		return fail(w, -EINVAL);
+	if (root && in->path)
 		return fail(w, -EINVAL);
 	if (in->name && !state_name_ok(in->name, strlen(in->name)))
 		return fail(w, -EINVAL);
+	if (in->path && !state_path_ok(in->path, strlen(in->path)))
+		return fail(w, -EINVAL);
 	if (in->orphan && (!state_name_ok(in->orphan, strlen(in->orphan)) || !w->orphans))
 		return fail(w, -EINVAL);
-	if (!root && !located && !in->orphan && !w->file_handles)
+	if (!root && !located && !in->orphan && !in->path && !w->file_handles)
 		return fail(w, -EINVAL);
 	if (in->has_file_handle && (in->fh_size == 0 || in->fh_size > VFSD_STATE_HANDLE_MAX ||
 				    in->fh_type < 0 || !in->fh_bytes))
@@ -315,6 +319,8 @@ int vfsd_state_writer_inode(struct vfsd_state_writer *w, const struct vfsd_state
 		put_u64(w, in->parent);
 		put_name(w, "name", in->name);
 	}
+	if (in->path)
+		put_name(w, "path", in->path);
 	if (in->orphan)
 		put_name(w, "orphan", in->orphan);
 	if (in->has_ino) {

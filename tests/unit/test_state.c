@@ -151,6 +151,7 @@ static void assert_same(const struct vfsd_state *a, const struct vfsd_state *b)
 		cr_assert_eq(x->parent, y->parent);
 		cr_assert(streq0(x->name, y->name), "inode %llu name", (unsigned long long)x->id);
 		cr_assert(streq0(x->orphan, y->orphan));
+		cr_assert(streq0(x->path, y->path), "inode %llu path", (unsigned long long)x->id);
 		cr_assert_eq(x->has_ino, y->has_ino);
 		cr_assert_eq(x->ino, y->ino);
 		cr_assert_eq(x->has_file_handle, y->has_file_handle);
@@ -654,6 +655,130 @@ Test(state, names)
 	expect_bad(body, 4, "inode", "name", "300 bytes long, more than 255");
 	/* invalid UTF-8 inside a JSON string is a parse error (names like that go as hex) */
 	expect_bad(H S ROOT INODE(2, 1, "\xff", "reg"), 4, "", "", "invalid utf-8");
+}
+
+#define PATHED(id, path)                                                                           \
+	"{\"kind\":\"inode\",\"id\":" #id ",\"nlookup\":1,\"type\":\"reg\","                       \
+	"\"path\":\"" path "\"}\n"
+
+/* The optional "path" (1.0): a fourth way to locate an inode, relative to the shared dir. */
+Test(state, paths_round_trip)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL, *back = NULL;
+	_cleanup_free_ char *blob = NULL, *long_path = NULL;
+	struct vfsd_state_error err;
+	struct vfsd_state_inode in = { .nlookup = 1, .type = VFSD_STATE_T_REG };
+	char buf[8192];
+	size_t len;
+
+	cr_assert_eq(vfsd_state_new(&s), 0);
+	s->has_session = true;
+	s->session.next_nodeid = 10;
+	s->session.next_fh = 1;
+	in.id = 1;
+	in.type = VFSD_STATE_T_DIR;
+	cr_assert_eq(vfsd_state_add_inode(s, &in), 0);
+	in.type = VFSD_STATE_T_REG;
+	in.id = 2;
+	in.path = "a/b/c.txt";
+	cr_assert_eq(vfsd_state_add_inode(s, &in), 0);
+	in.id = 3;
+	in.path = "dir/\xff\xfe-not-utf8"; /* goes as path_hex */
+	cr_assert_eq(vfsd_state_add_inode(s, &in), 0);
+	in.id = 4; /* the longest path: 4095 bytes in components of at most 255 */
+	long_path = malloc(VFSD_STATE_PATH_MAX + 1);
+	for (size_t i = 0; i < VFSD_STATE_PATH_MAX; i++)
+		long_path[i] = (i % 200 == 199) ? '/' : 'p';
+	long_path[VFSD_STATE_PATH_MAX] = 0;
+	in.path = long_path;
+	cr_assert_eq(vfsd_state_add_inode(s, &in), 0);
+	in.id = 5; /* a path and a name together: both kept */
+	in.path = "x/y";
+	in.parent = 1;
+	in.name = "z";
+	cr_assert_eq(vfsd_state_add_inode(s, &in), 0);
+
+	blob = encode(s, &len);
+	cr_assert(strstr(blob, "\"path\":\"a/b/c.txt\""));
+	cr_assert(strstr(blob, "\"path_hex\":\"6469722ffffe2d6e6f742d75746638\""));
+	cr_assert_eq(vfsd_state_read_mem(blob, len, NULL, &back, &err), 0, "%s",
+		     vfsd_state_error_format(&err, buf, sizeof(buf)));
+	assert_same(s, back);
+	cr_assert_eq(vfsd_state_inode_path(back, vfsd_state_inode_by_id(back, 2), buf, sizeof(buf)),
+		     9);
+	cr_assert_str_eq(buf, "a/b/c.txt");
+}
+
+Test(state, bad_paths)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
+	_cleanup_free_ char *body = NULL;
+	struct vfsd_state_inode in = { .nlookup = 1, .type = VFSD_STATE_T_DIR, .id = 1 };
+	struct membuf m = { 0 };
+	struct vfsd_state_writer *w;
+	struct vfsd_state_header h;
+	struct vfsd_state_session ss = { .next_nodeid = 10 };
+	static const char *const bad[] = { "/abs", "a//b", "a/", "./a", "a/./b", "a/..", "..", "" };
+
+	expect_bad(H S ROOT PATHED(2, "/etc/passwd"), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, "a//b"), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, "a/b/"), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, "a/../b"), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, "./b"), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, ""), 4, "inode", "path", "not a relative path");
+	expect_bad(H S ROOT PATHED(2, "a\\u0000b"), 4, "inode", "path", "NUL");
+	expect_bad(H S ROOT "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\","
+			    "\"path_hex\":\"2f61\"}\n",
+		   4, "inode", "path_hex", "not a relative path");
+	expect_bad(H S ROOT "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\","
+			    "\"path\":\"a\",\"path_hex\":\"61\"}\n",
+		   4, "inode", "path_hex", "both");
+	expect_bad(H S "{\"kind\":\"inode\",\"id\":1,\"nlookup\":1,\"type\":\"dir\","
+		       "\"path\":\"a\"}\n",
+		   3, "inode", "path", "the root has no path");
+
+	/* Too long: 4096 bytes. */
+	char *longp = malloc(VFSD_STATE_PATH_MAX + 2);
+	for (size_t i = 0; i <= VFSD_STATE_PATH_MAX; i++)
+		longp[i] = (i % 100 == 99) ? '/' : 'q';
+	longp[VFSD_STATE_PATH_MAX + 1] = 0;
+	cr_assert(asprintf(&body, H S ROOT PATHED(2, "%s"), longp) > 0);
+	expect_bad(body, 4, "inode", "path", "4096 bytes long, more than 4095");
+	/* A component over 255 bytes. */
+	memset(longp, 'c', 300);
+	longp[300] = 0;
+	free(body);
+	cr_assert(asprintf(&body, H S ROOT PATHED(2, "d/%s"), longp) > 0);
+	expect_bad(body, 4, "inode", "path", "not a relative path");
+
+	/* The writer refuses the same. */
+	vfsd_state_header_init(&h, "t");
+	cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), 0);
+	cr_assert_eq(vfsd_state_writer_session(w, &ss), 0);
+	cr_assert_eq(vfsd_state_writer_inode(w, &in), 0);
+	in.type = VFSD_STATE_T_REG;
+	in.id = 2;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		in.path = (char *)bad[i];
+		cr_assert_eq(vfsd_state_writer_inode(w, &in), -EINVAL, "path \"%s\"", bad[i]);
+		vfsd_state_writer_free(w);
+		free(m.p);
+		m = (struct membuf){ 0 };
+		cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), 0);
+		cr_assert_eq(vfsd_state_writer_session(w, &ss), 0);
+		in.type = VFSD_STATE_T_DIR;
+		in.id = 1;
+		in.path = NULL;
+		cr_assert_eq(vfsd_state_writer_inode(w, &in), 0);
+		in.type = VFSD_STATE_T_REG;
+		in.id = 2;
+	}
+	in.path = longp; /* 300-byte component */
+	cr_assert_eq(vfsd_state_writer_inode(w, &in), -EINVAL);
+	vfsd_state_writer_free(w);
+	free(m.p);
+	free(longp);
+	(void)s;
 }
 
 Test(state, features_must_be_declared)

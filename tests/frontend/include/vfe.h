@@ -214,6 +214,15 @@ int vfe_connect(const char *path, int timeout_ms, struct vfe **ret);
 /** vfe_from_fd() - like vfe_connect() on an already connected socket (taken over). */
 int vfe_from_fd(int fd, struct vfe **ret);
 
+/**
+ * vfe_swap_socket() - talk to another back-end through the same guest (RAM, rings, ring
+ * bases, eventfds): @sock (a connected socket, taken over) replaces fe->sock, whose old
+ * value is returned (not closed: the caller may swap it back, e.g. to resume a migration
+ * source). What belongs to the connection is forgotten: features (so vfe_start() runs
+ * the realize sequence again), logging, queues marked not started.
+ */
+int vfe_swap_socket(struct vfe *fe, int sock);
+
 /** vfe_free() - close the socket and every fd, unmap guest RAM, free. NULL ok. */
 void vfe_free(struct vfe *fe);
 

@@ -72,6 +72,19 @@ int vfe_connect(const char *path, int timeout_ms, struct vfe **ret)
 	}
 }
 
+int vfe_swap_socket(struct vfe *fe, int sock)
+{
+	int old = fe->sock;
+
+	fe->sock = sock;
+	fe->features = fe->protocol_features = 0;
+	fe->acked_features = fe->acked_protocol = 0;
+	fe->logging = false;
+	for (unsigned i = 0; i < VFE_MAX_QUEUES; i++)
+		fe->queues[i].started = false;
+	return old;
+}
+
 void vfe_free(struct vfe *fe)
 {
 	if (!fe)

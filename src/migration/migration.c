@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * migration: the FUSE session <-> state blob (vfsd/migration.h,
+ * docs/migration.md).
+ *
+ * Choices:
+ *  - The hint (dirty logging on) starts vfsd_fs_prepare() in a thread; the
+ *    control thread never waits for it except to start a new one. Logging
+ *    off only marks the result unwanted. The save joins it; a save without
+ *    a hint prepares synchronously (longer downtime, logged).
+ *  - The header must declare "orphans" / "file-handles" before the first
+ *    record, so the save makes a cheap first pass over the inodes (flags 0:
+ *    locations only; prepare has cached the expensive paths) to learn
+ *    whether any orphan is present, then streams the records in a second
+ *    pass. "file-handles" is declared when the blob carries handles and some
+ *    inode has no other location (it is then written handle-only).
+ *  - An inode with no location and no usable handle cannot be written
+ *    (the format has no "lost" record): it is left out with a warning, and
+ *    so are the handles on it; the guest then gets errors for it on the
+ *    destination (docs/migration.md).
+ *  - Orphans: the fs names them "<instance>/<name>" below .vfsd-orphans, the
+ *    blob's "orphan" holds one name. The record also carries
+ *    "path": ".vfsd-orphans/<instance>/<name>" (where it really is), from
+ *    which the destination gets the source's instance directory back.
+ *  - The load validates the whole blob into the model first, re-opens
+ *    everything off to the side, and commits under the session's write lock
+ *    together with the INIT options. Any error before the commit changes
+ *    nothing.
+ */
+#include "vfsd/migration.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vfsd/fs_migration.h"
+#include "vfsd/util.h"
+
+/* The fs's hidden orphan directory in the root (reserved, see vfsd/passthrough.h). */
+#define ORPHANS_DIR ".vfsd-orphans"
+
+struct vfsd_migration {
+	struct vfsd_migration_config cfg;
+	struct vfsd_passthrough *fs;
+	struct vfsd_fuse_session *session;
+
+	/* the prepare thread */
+	pthread_mutex_t join_lock; /* serialises starting and joining it */
+	pthread_t prep_thread;
+	bool prep_started; /* created and not joined (join_lock) */
+	pthread_mutex_t lock;
+	bool prep_running; /* in its loop (lock) */
+	bool prep_again;   /* logging went on again while it ran: run once more (lock) */
+	bool prep_wanted;  /* logging is on: its result is wanted (lock) */
+	bool prep_valid;   /* a prepare finished while wanted (lock) */
+	uint64_t prep_ns;  /* how long the last one took */
+
+	char error[512];
+	struct vfsd_migration_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int set_error(struct vfsd_migration *m, int err, const char *fmt, ...) _printf_(3, 4);
+static int set_error(struct vfsd_migration *m, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->error, sizeof(m->error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *vfsd_migration_last_error(const struct vfsd_migration *m)
+{
+	return m->error;
+}
+
+void vfsd_migration_last_stats(const struct vfsd_migration *m, struct vfsd_migration_stats *ret)
+{
+	*ret = m->stats;
+}
+
+static bool with_handles(const struct vfsd_migration *m)
+{
+	return m->cfg.mode == VFSD_STATE_MODE_FILE_HANDLES || m->cfg.verify_handles;
+}
+
+static unsigned int prepare_flags(const struct vfsd_migration *m)
+{
+	return with_handles(m) ? VFSD_FS_COLLECT_HANDLES : 0;
+}
+
+int vfsd_migration_new(const struct vfsd_migration_config *cfg, struct vfsd_passthrough *fs,
+		       struct vfsd_fuse_session *session, struct vfsd_migration **ret)
+{
+	struct vfsd_migration *m;
+
+	if (!fs || !session ||
+	    (cfg && cfg->mode != VFSD_STATE_MODE_FIND_PATHS &&
+	     cfg->mode != VFSD_STATE_MODE_FILE_HANDLES))
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	if (cfg)
+		m->cfg = *cfg;
+	if (!m->cfg.limits.max_line || !m->cfg.limits.max_inodes || !m->cfg.limits.max_handles) {
+		struct vfsd_state_limits d;
+
+		vfsd_state_limits_default(&d);
+		if (!m->cfg.limits.max_line)
+			m->cfg.limits.max_line = d.max_line;
+		if (!m->cfg.limits.max_inodes)
+			m->cfg.limits.max_inodes = d.max_inodes;
+		if (!m->cfg.limits.max_handles)
+			m->cfg.limits.max_handles = d.max_handles;
+	}
+	m->fs = fs;
+	m->session = session;
+	pthread_mutex_init(&m->join_lock, NULL);
+	pthread_mutex_init(&m->lock, NULL);
+	*ret = m;
+	return 0;
+}
+
+/* ---- prepare (the hint) ---------------------------------------------------------------- */
+
+static void *prep_main(void *arg)
+{
+	struct vfsd_migration *m = arg;
+
+	for (;;) {
+		uint64_t t0 = now_ns();
+		int r = vfsd_fs_prepare(m->fs, prepare_flags(m));
+		uint64_t ns = now_ns() - t0;
+
+		pthread_mutex_lock(&m->lock);
+		m->prep_ns = ns;
+		if (r < 0)
+			log_warn("migration: preparing the state failed (%s); the save will do it",
+				 strerror(-r));
+		else
+			log_debug("migration: state prepared in %" PRIu64 " us", ns / 1000);
+		if (m->prep_again && m->prep_wanted) {
+			m->prep_again = false;
+			pthread_mutex_unlock(&m->lock);
+			continue;
+		}
+		m->prep_valid = r == 0 && m->prep_wanted;
+		m->prep_running = false;
+		pthread_mutex_unlock(&m->lock);
+		return NULL;
+	}
+}
+
+/* Wait for the prepare thread (if any); returns whether a wanted prepare completed. */
+static bool prep_join(struct vfsd_migration *m)
+{
+	bool valid;
+
+	pthread_mutex_lock(&m->join_lock);
+	if (m->prep_started) {
+		pthread_join(m->prep_thread, NULL);
+		m->prep_started = false;
+	}
+	pthread_mutex_lock(&m->lock);
+	valid = m->prep_valid;
+	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->join_lock);
+	return valid;
+}
+
+void vfsd_migration_logging_changed(struct vfsd_migration *m, bool on)
+{
+	sigset_t all, old;
+	bool running;
+	int r;
+
+	pthread_mutex_lock(&m->join_lock);
+	pthread_mutex_lock(&m->lock);
+	m->prep_wanted = on;
+	m->prep_valid = false;
+	running = m->prep_running;
+	if (on && running)
+		m->prep_again = true; /* the names may have changed since it started */
+	if (!on) {
+		m->prep_again = false;
+		log_info("migration: cancelled (dirty logging off); the source keeps serving");
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!on || running)
+		goto out;
+	if (m->prep_started) { /* finished: reap it */
+		pthread_join(m->prep_thread, NULL);
+		m->prep_started = false;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->prep_running = true;
+	m->prep_again = false;
+	pthread_mutex_unlock(&m->lock);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&m->prep_thread, NULL, prep_main, m);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		log_warn("migration: cannot start the prepare thread (%s); the save will prepare",
+			 strerror(-r));
+		pthread_mutex_lock(&m->lock);
+		m->prep_running = false;
+		pthread_mutex_unlock(&m->lock);
+		goto out;
+	}
+	m->prep_started = true;
+	log_info("migration: starting (dirty logging on): preparing the state in the background");
+out:
+	pthread_mutex_unlock(&m->join_lock);
+}
+
+void vfsd_migration_free(struct vfsd_migration *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->prep_wanted = false;
+	m->prep_again = false;
+	pthread_mutex_unlock(&m->lock);
+	prep_join(m);
+	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->join_lock);
+	free(m);
+}
+
+/* ---- save ------------------------------------------------------------------------------ */
+
+static enum vfsd_state_type type_from_mode(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return VFSD_STATE_T_DIR;
+	case S_IFREG:
+		return VFSD_STATE_T_REG;
+	case S_IFLNK:
+		return VFSD_STATE_T_LNK;
+	case S_IFCHR:
+		return VFSD_STATE_T_CHR;
+	case S_IFBLK:
+		return VFSD_STATE_T_BLK;
+	case S_IFIFO:
+		return VFSD_STATE_T_FIFO;
+	case S_IFSOCK:
+		return VFSD_STATE_T_SOCK;
+	}
+	return VFSD_STATE_T_UNKNOWN;
+}
+
+static uint32_t mode_from_type(enum vfsd_state_type t)
+{
+	static const uint32_t modes[] = {
+		[VFSD_STATE_T_DIR] = S_IFDIR,	[VFSD_STATE_T_REG] = S_IFREG,
+		[VFSD_STATE_T_LNK] = S_IFLNK,	[VFSD_STATE_T_CHR] = S_IFCHR,
+		[VFSD_STATE_T_BLK] = S_IFBLK,	[VFSD_STATE_T_FIFO] = S_IFIFO,
+		[VFSD_STATE_T_SOCK] = S_IFSOCK,
+	};
+
+	return (size_t)t < ARRAY_SIZE(modes) ? modes[t] : 0;
+}
+
+struct scan {
+	uint64_t orphans, unlocated;
+};
+
+static int scan_cb(void *userdata, const struct vfsd_fs_inode_rec *rec)
+{
+	struct scan *s = userdata;
+
+	if (rec->loc == VFSD_FS_LOC_ORPHAN)
+		s->orphans++;
+	else if (rec->loc == VFSD_FS_LOC_NONE && rec->nodeid != FUSE_ROOT_ID)
+		s->unlocated++;
+	return 0;
+}
+
+struct save {
+	struct vfsd_migration *m;
+	struct vfsd_state_writer *w;
+	bool orphans, handle_only; /* declared in the header */
+	bool handles;		   /* file handles go into the blob */
+	uint64_t *skipped;	   /* node ids left out, in collect order then sorted */
+	size_t n_skipped, cap_skipped;
+	char path[sizeof(ORPHANS_DIR) + 2 * VFSD_STATE_NAME_MAX + 2];
+};
+
+static int skip_inode(struct save *s, uint64_t nodeid)
+{
+	if (s->n_skipped == s->cap_skipped) {
+		size_t cap = s->cap_skipped ? 2 * s->cap_skipped : 16;
+		uint64_t *v = realloc(s->skipped, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->skipped = v;
+		s->cap_skipped = cap;
+	}
+	s->skipped[s->n_skipped++] = nodeid;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int save_inode_cb(void *userdata, const struct vfsd_fs_inode_rec *rec)
+{
+	struct save *s = userdata;
+	struct vfsd_state_inode in = {
+		.id = rec->nodeid,
+		.nlookup = rec->nlookup,
+		.type = type_from_mode(rec->type),
+		.has_ino = rec->has_ino,
+		.ino = rec->ino,
+	};
+	bool located = true;
+	const char *slash;
+
+	switch (rec->loc) {
+	case VFSD_FS_LOC_ROOT:
+		break;
+	case VFSD_FS_LOC_NAME:
+		in.parent = rec->parent;
+		in.name = (char *)rec->name;
+		break;
+	case VFSD_FS_LOC_PATH:
+		in.path = (char *)rec->path;
+		break;
+	case VFSD_FS_LOC_ORPHAN:
+		slash = strchr(rec->orphan, '/');
+		if (!s->orphans || !slash ||
+		    snprintf(s->path, sizeof(s->path), "%s/%s", ORPHANS_DIR, rec->orphan) >=
+			(int)sizeof(s->path)) {
+			located = false;
+			break;
+		}
+		in.orphan = (char *)(slash + 1);
+		in.path = s->path;
+		break;
+	case VFSD_FS_LOC_NONE:
+	default:
+		located = rec->nodeid == FUSE_ROOT_ID;
+		break;
+	}
+	if (s->handles && rec->has_fh) {
+		in.has_file_handle = true;
+		in.fh_type = rec->fh.type;
+		in.fh_size = rec->fh.size;
+		in.fh_bytes = (uint8_t *)rec->fh.bytes;
+		in.mnt_id = rec->fh.mnt_id;
+	}
+	if (!located && !(in.has_file_handle && s->handle_only)) {
+		log_warn("migration: inode %" PRIu64 " (%s) has no location (unlinked?) and is "
+			 "left out of the state: the guest will get errors for it",
+			 rec->nodeid, vfsd_fs_loc_name(rec->loc));
+		return skip_inode(s, rec->nodeid);
+	}
+	if (in.type == VFSD_STATE_T_UNKNOWN) {
+		log_warn("migration: inode %" PRIu64 " has an unknown file type %#o: left out",
+			 rec->nodeid, rec->type);
+		return skip_inode(s, rec->nodeid);
+	}
+	s->m->stats.inodes++;
+	return vfsd_state_writer_inode(s->w, &in);
+}
+
+static int save_handle_cb(void *userdata, const struct vfsd_fs_handle_rec *rec)
+{
+	struct save *s = userdata;
+	struct vfsd_state_handle h = {
+		.fh = rec->fh,
+		.inode = rec->nodeid,
+		.flags = rec->flags,
+		.dir = rec->is_dir,
+		.has_dir_offset = rec->is_dir && rec->has_dir_offset,
+		.dir_offset = rec->dir_offset,
+	};
+
+	if (s->n_skipped &&
+	    bsearch(&rec->nodeid, s->skipped, s->n_skipped, sizeof(uint64_t), cmp_u64)) {
+		log_warn("migration: handle %" PRIu64 " of inode %" PRIu64 " left out with it",
+			 rec->fh, rec->nodeid);
+		s->m->stats.skipped++;
+		return 0;
+	}
+	s->m->stats.handles++;
+	return vfsd_state_writer_handle(s->w, &h);
+}
+
+static void session_record(struct vfsd_migration *m, struct vfsd_state_session *ss)
+{
+	const struct vfsd_fuse_session *fs = m->session;
+
+	memset(ss, 0, sizeof(*ss));
+	ss->initialized = fs->initialized;
+	if (fs->initialized) {
+		ss->fuse_major = VFSD_FUSE_MAJOR;
+		ss->fuse_minor = fs->conn.minor;
+		ss->fuse_flags = fs->conn.flags;
+		ss->max_write = fs->conn.max_write;
+		ss->max_readahead = fs->conn.max_readahead;
+	}
+	vfsd_fs_counters(m->fs, &ss->next_nodeid, &ss->next_fh);
+	ss->mode = m->cfg.mode;
+}
+
+/* Everything between the two passes and the trailer; the session's write lock is held. */
+static int save_locked(struct vfsd_migration *m, struct save *s, vfsd_state_write_fn fn,
+		       void *opaque)
+{
+	struct vfsd_state_header h;
+	struct vfsd_state_session ss;
+	struct scan scan = { 0 };
+	unsigned int flags = (with_handles(m) ? VFSD_FS_COLLECT_HANDLES : 0) |
+			     (m->cfg.confirm_paths ? VFSD_FS_COLLECT_CONFIRM : 0);
+	int r;
+
+	r = vfsd_fs_collect_inodes(m->fs, 0, scan_cb, &scan);
+	if (r < 0)
+		return set_error(m, r, "scanning the inodes: %s", strerror(-r));
+	s->orphans = scan.orphans > 0;
+	s->handles = with_handles(m);
+	s->handle_only = s->handles && scan.unlocated > 0;
+
+	vfsd_state_header_init(&h, NULL);
+	if (s->orphans)
+		(void)vfsd_state_header_add_feature(&h, true, VFSD_STATE_FEATURE_ORPHANS);
+	if (s->handle_only)
+		(void)vfsd_state_header_add_feature(&h, true, VFSD_STATE_FEATURE_FILE_HANDLES);
+	r = vfsd_state_writer_open_cb(fn, opaque, &h, &s->w);
+	if (r < 0)
+		return set_error(m, r, "header: %s", strerror(-r));
+	session_record(m, &ss);
+	r = vfsd_state_writer_session(s->w, &ss);
+	if (r >= 0)
+		r = vfsd_fs_collect_inodes(m->fs, flags, save_inode_cb, s);
+	if (r >= 0 && s->n_skipped) {
+		qsort(s->skipped, s->n_skipped, sizeof(uint64_t), cmp_u64);
+		m->stats.skipped += s->n_skipped;
+	}
+	if (r >= 0)
+		r = vfsd_fs_collect_handles(m->fs, save_handle_cb, s);
+	m->stats.bytes = vfsd_state_writer_bytes(s->w);
+	if (r < 0) {
+		vfsd_state_writer_free(TAKE_PTR(s->w));
+		return set_error(m, r, "writing the records: %s", strerror(-r));
+	}
+	r = vfsd_state_writer_close(TAKE_PTR(s->w));
+	if (r < 0)
+		return set_error(m, r, "writing the trailer: %s", strerror(-r));
+	return 0;
+}
+
+int vfsd_migration_save_cb(struct vfsd_migration *m, vfsd_state_write_fn fn, void *opaque)
+{
+	struct save s = { .m = m };
+	uint64_t t0 = now_ns(), t1;
+	int r;
+
+	m->error[0] = '\0';
+	memset(&m->stats, 0, sizeof(m->stats));
+	if (!prep_join(m)) {
+		/* No hint (a snapshot, or logging never went on): prepare now, in the downtime. */
+		log_info("migration: saving without a prepared state (no dirty-logging hint): "
+			 "preparing now");
+		r = vfsd_fs_prepare(m->fs, prepare_flags(m));
+		if (r < 0)
+			log_warn("migration: preparing the state: %s", strerror(-r));
+	}
+	t1 = now_ns();
+	m->stats.prepare_ns = t1 - t0;
+
+	/* The rings are stopped; the write lock also keeps INIT / resets out. */
+	pthread_rwlock_wrlock(&m->session->lock);
+	r = save_locked(m, &s, fn, opaque);
+	pthread_rwlock_unlock(&m->session->lock);
+	free(s.skipped);
+	m->stats.collect_ns = now_ns() - t1;
+
+	if (r == -EPIPE) {
+		log_error("migration: save abandoned: the reader closed the pipe (EPIPE; the "
+			  "front-end gave up); nothing was changed, the session goes on");
+		return r;
+	}
+	if (r < 0) {
+		log_error("migration: save failed: %s; nothing was changed", m->error);
+		return r;
+	}
+	log_info("migration: saved %" PRIu64 " inodes and %" PRIu64 " handles (%" PRIu64
+		 " bytes, %" PRIu64 " left out) in %" PRIu64 " us (+%" PRIu64 " us waiting for "
+		 "the prepare)",
+		 m->stats.inodes, m->stats.handles, m->stats.bytes, m->stats.skipped,
+		 m->stats.collect_ns / 1000, m->stats.prepare_ns / 1000);
+	return 0;
+}
+
+static int fd_write(void *opaque, const void *buf, size_t len)
+{
+	return write_full(*(int *)opaque, buf, len);
+}
+
+int vfsd_migration_save(struct vfsd_migration *m, int fd)
+{
+	return vfsd_migration_save_cb(m, fd_write, &fd);
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+/* The fs record for a model inode; @buf holds strings derived from it. */
+static void inode_rec(const struct vfsd_state *s, const struct vfsd_state_inode *in,
+		      struct vfsd_fs_inode_rec *rec)
+{
+	static const char prefix[] = ORPHANS_DIR "/";
+
+	memset(rec, 0, sizeof(*rec));
+	rec->nodeid = in->id;
+	rec->nlookup = in->nlookup;
+	rec->type = mode_from_type(in->type);
+	rec->has_ino = in->has_ino;
+	rec->ino = in->ino;
+	if (in->has_file_handle) {
+		rec->has_fh = true;
+		rec->fh.type = in->fh_type;
+		rec->fh.size = in->fh_size;
+		memcpy(rec->fh.bytes, in->fh_bytes, MIN(in->fh_size, sizeof(rec->fh.bytes)));
+		rec->fh.mnt_id = in->mnt_id;
+	}
+	if (in->id == FUSE_ROOT_ID) {
+		rec->loc = VFSD_FS_LOC_ROOT;
+	} else if (in->orphan && in->path && strncmp(in->path, prefix, sizeof(prefix) - 1) == 0) {
+		/* ".vfsd-orphans/<instance>/<name>": the fs wants "<instance>/<name>". */
+		const char *o = in->path + sizeof(prefix) - 1, *slash = strchr(o, '/');
+
+		if (slash && !strchr(slash + 1, '/') && strcmp(slash + 1, in->orphan) == 0) {
+			rec->loc = VFSD_FS_LOC_ORPHAN;
+			rec->orphan = o;
+		} else {
+			rec->loc = VFSD_FS_LOC_NONE;
+		}
+	} else if (in->parent && in->name) {
+		rec->loc = VFSD_FS_LOC_NAME;
+		rec->parent = in->parent;
+		rec->name = in->name;
+	} else if (in->path && strncmp(in->path, prefix, sizeof(prefix) - 1) != 0) {
+		rec->loc = VFSD_FS_LOC_PATH;
+		rec->path = in->path;
+	} else {
+		/* Handle only, or an orphan without the source's instance directory. */
+		rec->loc = VFSD_FS_LOC_NONE;
+	}
+	(void)s;
+}
+
+/* The session's INIT options must be ones this vfsd can serve. */
+static int check_session(struct vfsd_migration *m, const struct vfsd_state_session *ss)
+{
+	if (!ss->initialized)
+		return 0;
+	if (ss->fuse_major != VFSD_FUSE_MAJOR || ss->fuse_minor < VFSD_FUSE_MIN_MINOR ||
+	    ss->fuse_minor > FUSE_KERNEL_MINOR_VERSION)
+		return set_error(m, -EPROTO,
+				 "session: FUSE %" PRIu32 ".%" PRIu32
+				 " is not a version this vfsd serves (7.%d to 7.%d)",
+				 ss->fuse_major, ss->fuse_minor, VFSD_FUSE_MIN_MINOR,
+				 FUSE_KERNEL_MINOR_VERSION);
+	if (ss->max_write < 4096 || ss->max_write > VFSD_MAX_WRITE)
+		return set_error(m, -EPROTO, "session: max_write %" PRIu32 " out of 4096..%u",
+				 ss->max_write, VFSD_MAX_WRITE);
+	return 0;
+}
+
+int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
+{
+	struct vfsd_fs_restore *r = NULL;
+	struct vfsd_fs_inode_rec *rec = NULL;
+	unsigned int base = m->cfg.on_error_guest_error ? VFSD_FS_RESTORE_LENIENT : 0;
+	bool by_handle = s->has_session && s->session.mode == VFSD_STATE_MODE_FILE_HANDLES;
+	size_t old_inodes, old_handles;
+	uint64_t t0 = now_ns();
+	int err;
+
+	m->error[0] = '\0';
+	if (!s->has_session)
+		return set_error(m, -EINVAL, "the state has no session");
+	err = check_session(m, &s->session);
+	if (err < 0)
+		return err;
+	rec = malloc(sizeof(*rec));
+	if (!rec)
+		return set_error(m, -ENOMEM, "out of memory");
+	err = vfsd_fs_restore_begin(m->fs, &r);
+	if (err < 0) {
+		free(rec);
+		return set_error(m, err, "starting the restore: %s", strerror(-err));
+	}
+	for (size_t k = 0; k < s->n_inodes; k++) {
+		const struct vfsd_state_inode *in = &s->inodes[k];
+		unsigned int flags = base;
+
+		inode_rec(s, in, rec);
+		if (rec->has_fh && (by_handle || rec->loc == VFSD_FS_LOC_NONE))
+			flags |= VFSD_FS_RESTORE_BY_HANDLE;
+		else if (rec->has_fh) /* find-paths with handles: the source asked to verify */
+			flags |= VFSD_FS_RESTORE_VERIFY_HANDLE;
+		err = vfsd_fs_restore_inode(r, rec, flags);
+		if (err < 0) {
+			set_error(m, err, "%s", vfsd_fs_restore_error(r));
+			goto fail;
+		}
+	}
+	for (size_t k = 0; k < s->n_handles; k++) {
+		const struct vfsd_state_handle *h = &s->handles[k];
+		struct vfsd_fs_handle_rec hr = {
+			.fh = h->fh,
+			.nodeid = h->inode,
+			.flags = h->flags,
+			.is_dir = h->dir,
+			.has_dir_offset = h->has_dir_offset,
+			.dir_offset = h->dir_offset,
+		};
+
+		err = vfsd_fs_restore_handle(r, &hr, base);
+		if (err < 0) {
+			set_error(m, err, "%s", vfsd_fs_restore_error(r));
+			goto fail;
+		}
+	}
+	err = vfsd_fs_restore_counters(r, s->session.next_nodeid, s->session.next_fh);
+	if (err < 0) {
+		set_error(m, err, "session: %s", vfsd_fs_restore_error(r));
+		goto fail;
+	}
+	m->stats.invalid = vfsd_fs_restore_invalid_count(r);
+	m->stats.inodes = s->n_inodes;
+	m->stats.handles = s->n_handles;
+
+	/* The commit: no request runs (rings stopped); INIT and resets wait for the lock. */
+	pthread_rwlock_wrlock(&m->session->lock);
+	vfsd_passthrough_counts(m->fs, &old_inodes, &old_handles);
+	vfsd_fs_restore_commit(TAKE_PTR(r));
+	m->session->initialized = s->session.initialized;
+	m->session->conn = (struct vfsd_fuse_conn){ 0 };
+	if (s->session.initialized)
+		m->session->conn = (struct vfsd_fuse_conn){
+			.minor = s->session.fuse_minor,
+			.flags = s->session.fuse_flags,
+			.max_write = s->session.max_write,
+			.max_readahead = s->session.max_readahead,
+		};
+	pthread_rwlock_unlock(&m->session->lock);
+	if (old_inodes > 1 || old_handles > 0)
+		log_info("migration: the loaded state replaced a session of %zu inodes besides the "
+			 "root and %zu open handles",
+			 old_inodes - 1, old_handles);
+	m->stats.apply_ns = now_ns() - t0;
+	free(rec);
+	return 0;
+
+fail:
+	vfsd_fs_restore_abort(r);
+	free(rec);
+	return err;
+}
+
+int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void *opaque)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
+	struct vfsd_state_read_opts opts = { .limits = m->cfg.limits };
+	struct vfsd_state_error e = { 0 };
+	char buf[512];
+	uint64_t t0 = now_ns();
+	int r;
+
+	m->error[0] = '\0';
+	memset(&m->stats, 0, sizeof(m->stats));
+	/* A destination has no use for a prepare; make sure none runs under the commit. */
+	pthread_mutex_lock(&m->lock);
+	m->prep_wanted = false;
+	m->prep_again = false;
+	pthread_mutex_unlock(&m->lock);
+	(void)prep_join(m);
+
+	r = vfsd_state_read_ex(fn, opaque, &opts, &s, &e);
+	m->stats.collect_ns = now_ns() - t0;
+	if (r < 0) {
+		if (r == -EBADMSG)
+			set_error(m, r, "%s", vfsd_state_error_format(&e, buf, sizeof(buf)));
+		else
+			set_error(m, r, "reading the state: %s%s%s", strerror(-r),
+				  e.reason[0] ? ": " : "", e.reason);
+		log_error("migration: state rejected, nothing changed: %s", m->error);
+		return r;
+	}
+	r = vfsd_migration_apply(m, s);
+	if (r < 0) {
+		log_error("migration: state not applied (%s), nothing changed: %s",
+			  m->cfg.on_error_guest_error ? "inconsistent records"
+						      : "--migration-on-error=abort",
+			  m->error);
+		return r;
+	}
+	log_info("migration: loaded %" PRIu64 " inodes and %" PRIu64 " handles (%s session%s); "
+		 "read+validate %" PRIu64 " us, re-open+commit %" PRIu64 " us",
+		 m->stats.inodes, m->stats.handles,
+		 s->session.initialized ? "initialised" : "uninitialised",
+		 m->stats.invalid ? ", some inodes give EIO" : "", m->stats.collect_ns / 1000,
+		 m->stats.apply_ns / 1000);
+	if (m->stats.invalid)
+		log_warn("migration: %" PRIu64 " inodes or handles could not be found and give "
+			 "EIO to the guest (--migration-on-error=guest-error)",
+			 m->stats.invalid);
+	return 0;
+}
+
+static ssize_t fd_read(void *opaque, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(*(int *)opaque, buf, len);
+
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int vfsd_migration_load(struct vfsd_migration *m, int fd)
+{
+	return vfsd_migration_load_cb(m, fd_read, &fd);
+}
