@@ -2,11 +2,12 @@
 /*
  * vfsd-fe: drive a virtio-fs vhost-user back-end from the command line, playing
  * QEMU's and the guest's parts (no VM): inspect features, list, read and write
- * files, and measure read throughput.
+ * files, and measure read and write throughput and metadata operation rates.
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,7 +25,9 @@ struct cli {
 	int timeout_ms;
 	bool indirect, no_event_idx, mem_slots, always_kick;
 	uint32_t split;
-	uint64_t bench_size, bench_count;
+	uint64_t bench_size, bench_count, file_size, files;
+	unsigned jobs;
+	double duration;
 };
 
 static void usage(FILE *f)
@@ -47,7 +50,16 @@ static void usage(FILE *f)
 	    "  statfs                   print the share's file system statistics\n"
 	    "  bench-read PATH          read PATH repeatedly; prints MB/s and ops/s\n"
 	    "      --size N             bytes per READ (default 131072; k/m suffixes)\n"
-	    "      --count N            number of READs (default 1000)\n"
+	    "      --count N            number of READs (default 1000; all jobs together)\n"
+	    "      --duration S         run for S seconds instead of --count requests\n"
+	    "      --jobs N             N threads, each on its own request queue (raises -q)\n"
+	    "  bench-write PATH         create PATH, write it sequentially; prints MB/s, ops/s\n"
+	    "      --size, --count, --duration, --jobs as for bench-read\n"
+	    "      --file-size N        wrap around after N bytes (default 32m)\n"
+	    "  bench-meta DIR           in DIR: LOOKUP+GETATTR of --files files (made first),\n"
+	    "                           then CREATE+RELEASE+UNLINK+FORGET; prints ops/s of each\n"
+	    "      --files N            files for the lookup loop (default 256)\n"
+	    "      --count N, --duration S  per phase (default 1000 iterations)\n"
 	    "\n"
 	    "Options:\n"
 	    "  -s, --socket PATH        the back-end's vhost-user socket (required)\n"
@@ -368,6 +380,31 @@ static int cmd_statfs(struct vfe *fe)
 	return 0;
 }
 
+/*
+ * The benchmarks. Each job has its own request queue and its own guest buffers,
+ * allocated once, so the loop costs what a guest driver's would: a header
+ * written, a chain published, a kick, a wait for the used entry. Read data
+ * stays in guest RAM (as it would in the guest's page cache) and write data is
+ * put there once, not copied per request.
+ */
+enum bench_kind { BENCH_READ, BENCH_WRITE };
+
+struct bench_job {
+	struct vfe *fe;
+	pthread_barrier_t *barrier;
+	unsigned q;	     /* request queue */
+	uint8_t *gin, *gout; /* guest buffers: request (header, args, data), reply */
+	size_t in_cap, out_cap;
+	uint64_t unique;
+	enum bench_kind kind;
+	uint64_t node, fh;
+	uint64_t start, span; /* this job's offsets: start + (i * bsize) % span */
+	uint64_t bsize, count;
+	double duration;
+	uint64_t ops, bytes; /* results */
+	int err;
+};
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -376,47 +413,284 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cmd_bench_read(struct vfe *fe, const char *path, const struct cli *c)
+/* One request whose @arglen argument bytes are already in j->gin after the header. */
+static int bench_call(struct bench_job *j, uint32_t opcode, uint64_t nodeid, size_t arglen,
+		      size_t out_size, size_t *ret_len)
 {
-	struct fuse_open_out oo;
-	struct fuse_attr a;
-	uint64_t node, total = 0, fsize;
-	_cleanup_free_ char *buf = NULL;
-	double t0, dt;
-	int r, r2;
+	struct fuse_in_header ih = { 0 };
+	struct fuse_out_header oh;
+	struct vfe_buf rd = { j->gin, sizeof(ih) + arglen };
+	struct vfe_buf wr = { j->gout, sizeof(oh) + out_size };
+	struct vfe_used u;
+	int head, r;
 
-	if (c->bench_size == 0 || c->bench_size > 16u << 20)
-		return -EINVAL;
-	buf = malloc(c->bench_size);
-	if (!buf)
-		return -ENOMEM;
-	r = vfe_fuse_lookup_path(fe, path, &node, &a);
+	ih.len = (uint32_t)rd.len;
+	ih.opcode = opcode;
+	ih.unique = j->unique;
+	j->unique += 2;
+	ih.nodeid = nodeid;
+	memcpy(j->gin, &ih, sizeof(ih));
+	head = vfe_submit(j->fe, j->q, &rd, 1, &wr, 1, NULL);
+	if (head < 0)
+		return head;
+	r = vfe_wait_used(j->fe, j->q, head, 0, &u);
 	if (r < 0)
 		return r;
-	fsize = a.size;
-	r = vfe_fuse_open(fe, node, O_RDONLY, false, &oo);
-	if (r < 0)
-		return r;
+	memcpy(&oh, j->gout, sizeof(oh));
+	if (u.len < sizeof(oh) || oh.len != u.len || oh.len > wr.len || oh.unique != ih.unique ||
+	    oh.error > 0 || oh.error < -4095)
+		return -EBADMSG;
+	if (ret_len)
+		*ret_len = oh.len - sizeof(oh);
+	return oh.error;
+}
+
+static void *bench_thread(void *arg)
+{
+	struct bench_job *j = arg;
+	uint8_t *argp = j->gin + sizeof(struct fuse_in_header);
+	double t0, stop;
+	int r = 0;
+
+	pthread_barrier_wait(j->barrier);
 	t0 = now_s();
-	for (uint64_t i = 0; i < c->bench_count; i++) {
-		uint64_t off =
-		    fsize > c->bench_size ? (i * c->bench_size) % (fsize - c->bench_size + 1) : 0;
+	stop = t0 + j->duration;
+	for (uint64_t i = 0;; i++) {
+		uint64_t off = j->start + (j->span ? (i * j->bsize) % j->span : 0);
 		size_t n = 0;
 
-		r = vfe_fuse_read(fe, node, oo.fh, off, buf, (uint32_t)c->bench_size, &n);
+		if (j->duration > 0 ? (i > 0 && now_s() >= stop) : i >= j->count)
+			break;
+		if (j->kind == BENCH_READ) {
+			struct fuse_read_in in = { .fh = j->fh,
+						   .offset = off,
+						   .size = (uint32_t)j->bsize };
+
+			memcpy(argp, &in, sizeof(in));
+			r = bench_call(j, FUSE_READ, j->node, sizeof(in), j->bsize, &n);
+		} else {
+			struct fuse_write_in in = { .fh = j->fh,
+						    .offset = off,
+						    .size = (uint32_t)j->bsize };
+			struct fuse_write_out o;
+
+			memcpy(argp, &in, sizeof(in));
+			r = bench_call(j, FUSE_WRITE, j->node, sizeof(in) + j->bsize, sizeof(o),
+				       &n);
+			if (r == 0) {
+				memcpy(&o, j->gout + sizeof(struct fuse_out_header), sizeof(o));
+				n = n == sizeof(o) ? o.size : 0;
+				if (n != j->bsize)
+					r = -EIO;
+			}
+		}
 		if (r < 0)
 			break;
-		total += n;
+		j->ops++;
+		j->bytes += n;
+	}
+	j->err = r;
+	return NULL;
+}
+
+/* Make sure there are request queues for @jobs threads (call before start()). */
+static void bench_queues(struct cli *c)
+{
+	if (c->jobs > c->queues)
+		c->queues = c->jobs;
+}
+
+static int bench_io(struct vfe *fe, const char *path, const struct cli *c, enum bench_kind kind)
+{
+	struct bench_job jobs[VFE_MAX_QUEUES] = { 0 };
+	pthread_t tids[VFE_MAX_QUEUES];
+	pthread_barrier_t barrier;
+	struct fuse_attr a;
+	uint64_t node, fsize, total_ops = 0, total_bytes = 0;
+	unsigned njobs = c->jobs, started = 0;
+	double t0, dt;
+	int r = 0, r2;
+
+	if (c->bench_size == 0 || c->bench_size > 16u << 20 || njobs == 0 || njobs > c->queues ||
+	    njobs >= VFE_MAX_QUEUES)
+		return -EINVAL;
+	if (kind == BENCH_READ) {
+		r = vfe_fuse_lookup_path(fe, path, &node, &a);
+		if (r < 0)
+			return r;
+		fsize = a.size;
+	} else {
+		struct fuse_entry_out e;
+		const char *name;
+		uint64_t parent;
+
+		r = lookup_parent(fe, path, &parent, &name);
+		if (r < 0)
+			return r;
+		r = vfe_fuse_create(fe, parent, name, O_WRONLY | O_TRUNC, S_IFREG | 0644, &e, NULL);
+		if (r < 0)
+			return r;
+		node = e.nodeid;
+		/* The create's handle is not needed: each job opens its own. */
+		fsize = c->file_size;
+	}
+	for (unsigned i = 0; i < njobs; i++) {
+		struct bench_job *j = &jobs[i];
+		struct fuse_open_out oo;
+		uint64_t share = fsize / njobs;
+
+		j->fe = fe;
+		j->barrier = &barrier;
+		j->q = 1 + i;
+		j->kind = kind;
+		j->node = node;
+		j->bsize = c->bench_size;
+		j->count = c->bench_count / njobs + (i < c->bench_count % njobs);
+		j->duration = c->duration;
+		j->unique = ((uint64_t)(i + 1) << 48) | 2;
+		/* Job i goes through its own slice of the file, sequentially, wrapping. */
+		j->start = share >= j->bsize ? (share * i) / j->bsize * j->bsize : 0;
+		j->span = share >= j->bsize ? share / j->bsize * j->bsize : 0;
+		j->in_cap = sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in) +
+			    (kind == BENCH_WRITE ? j->bsize : 0);
+		j->out_cap =
+		    sizeof(struct fuse_out_header) + j->bsize + sizeof(struct fuse_write_out);
+		j->gin = vfe_alloc(fe, j->in_cap, 64, NULL);
+		j->gout = vfe_alloc(fe, j->out_cap, 4096, NULL);
+		if (!j->gin || !j->gout)
+			return -ENOMEM; /* guest RAM too small: raise --mem */
+		if (kind == BENCH_WRITE)
+			memset(j->gin + sizeof(struct fuse_in_header) +
+				   sizeof(struct fuse_write_in),
+			       0x5a + (int)i, j->bsize);
+		r = vfe_fuse_open(fe, node, kind == BENCH_READ ? O_RDONLY : O_WRONLY, false, &oo);
+		if (r < 0)
+			goto out;
+		j->fh = oo.fh;
+		started = i + 1;
+	}
+	r = -pthread_barrier_init(&barrier, NULL, njobs + 1);
+	if (r < 0)
+		goto out;
+	for (unsigned i = 0; i < njobs; i++) {
+		r = -pthread_create(&tids[i], NULL, bench_thread, &jobs[i]);
+		if (r < 0) {
+			/* Cannot release the barrier with fewer threads: give up. */
+			fprintf(stderr, "vfsd-fe: pthread_create: %s\n", strerror(-r));
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&barrier);
+	t0 = now_s();
+	for (unsigned i = 0; i < njobs; i++) {
+		pthread_join(tids[i], NULL);
+		total_ops += jobs[i].ops;
+		total_bytes += jobs[i].bytes;
+		if (jobs[i].err < 0 && r == 0)
+			r = jobs[i].err;
 	}
 	dt = now_s() - t0;
-	r2 = vfe_fuse_release(fe, node, oo.fh, false);
-	if (r < 0)
-		return r;
+	pthread_barrier_destroy(&barrier);
 	if (dt <= 0)
 		dt = 1e-9;
-	printf("read %" PRIu64 " ops, %" PRIu64 " bytes in %.3f s: %.1f MB/s, %.0f ops/s\n",
-	       c->bench_count, total, dt, (double)total / dt / 1e6, (double)c->bench_count / dt);
-	return r2;
+	if (r == 0)
+		printf("%s %" PRIu64 " ops, %" PRIu64 " bytes in %.3f s: %.1f MB/s, %.0f ops/s"
+		       " (%u job%s, %" PRIu64 " bytes each)\n",
+		       kind == BENCH_READ ? "read" : "write", total_ops, total_bytes, dt,
+		       (double)total_bytes / dt / 1e6, (double)total_ops / dt, njobs,
+		       njobs == 1 ? "" : "s", c->bench_size);
+out:
+	for (unsigned i = 0; i < started; i++) {
+		r2 = vfe_fuse_release(fe, node, jobs[i].fh, false);
+		if (r == 0 && r2 < 0)
+			r = r2;
+	}
+	return r;
+}
+
+static bool phase_done(const struct cli *c, uint64_t i, double stop)
+{
+	return c->duration > 0 ? i > 0 && now_s() >= stop : i >= c->bench_count;
+}
+
+static void print_rate(const char *what, uint64_t n, double dt)
+{
+	if (dt <= 0)
+		dt = 1e-9;
+	printf("%s %" PRIu64 " ops in %.3f s: %.0f ops/s\n", what, n, dt, (double)n / dt);
+}
+
+static int cmd_bench_meta(struct vfe *fe, const char *dir, const struct cli *c)
+{
+	uint64_t dnode, nfiles = c->files, i, made = 0;
+	char name[64];
+	double t0, stop;
+	int r, r2;
+
+	if (nfiles == 0 || nfiles > 1000000)
+		return -EINVAL;
+	r = vfe_fuse_lookup_path(fe, dir, &dnode, NULL);
+	if (r < 0)
+		return r;
+	for (i = 0; i < nfiles; i++) {
+		struct fuse_entry_out e;
+		struct fuse_open_out oo;
+
+		snprintf(name, sizeof(name), "m%" PRIu64, i);
+		r = vfe_fuse_create(fe, dnode, name, O_WRONLY | O_TRUNC, S_IFREG | 0644, &e, &oo);
+		if (r < 0)
+			goto cleanup;
+		made++;
+		r = vfe_fuse_release(fe, e.nodeid, oo.fh, false);
+		if (r < 0)
+			goto cleanup;
+	}
+
+	/* A guest's stat() of a name not in its dentry cache: LOOKUP, then GETATTR. */
+	t0 = now_s();
+	stop = t0 + c->duration;
+	for (i = 0; !phase_done(c, i, stop); i++) {
+		struct fuse_entry_out e;
+		struct fuse_attr_out ao;
+
+		snprintf(name, sizeof(name), "m%" PRIu64, i % nfiles);
+		r = vfe_fuse_lookup(fe, dnode, name, &e);
+		if (r < 0)
+			goto cleanup;
+		r = vfe_fuse_getattr(fe, e.nodeid, &ao);
+		if (r < 0)
+			goto cleanup;
+	}
+	print_rate("lookup+getattr", i, now_s() - t0);
+
+	/* open(O_CREAT|O_EXCL), close(), unlink(), and the FORGET the guest sends later. */
+	t0 = now_s();
+	stop = t0 + c->duration;
+	for (i = 0; !phase_done(c, i, stop); i++) {
+		struct fuse_entry_out e;
+		struct fuse_open_out oo;
+
+		snprintf(name, sizeof(name), "c%" PRIu64, i);
+		r = vfe_fuse_create(fe, dnode, name, O_WRONLY | O_EXCL, S_IFREG | 0644, &e, &oo);
+		if (r < 0)
+			goto cleanup;
+		r = vfe_fuse_release(fe, e.nodeid, oo.fh, false);
+		if (r >= 0)
+			r = vfe_fuse_unlink(fe, dnode, name, false);
+		if (r >= 0)
+			r = vfe_fuse_forget(fe, e.nodeid, 1);
+		if (r < 0)
+			goto cleanup;
+	}
+	print_rate("create+release+unlink", i, now_s() - t0);
+cleanup:
+	for (uint64_t k = 0; k < made; k++) {
+		snprintf(name, sizeof(name), "m%" PRIu64, k);
+		r2 = vfe_fuse_unlink(fe, dnode, name, false);
+		if (r == 0 && r2 < 0)
+			r = r2;
+	}
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -432,6 +706,10 @@ int main(int argc, char **argv)
 		OPT_ALWAYS_KICK,
 		OPT_SIZE,
 		OPT_COUNT,
+		OPT_DURATION,
+		OPT_JOBS,
+		OPT_FILE_SIZE,
+		OPT_FILES,
 	};
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
@@ -446,6 +724,10 @@ int main(int argc, char **argv)
 		{ "always-kick", no_argument, NULL, OPT_ALWAYS_KICK },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "jobs", required_argument, NULL, OPT_JOBS },
+		{ "file-size", required_argument, NULL, OPT_FILE_SIZE },
+		{ "files", required_argument, NULL, OPT_FILES },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -456,7 +738,10 @@ int main(int argc, char **argv)
 			 .mem_mib = 64,
 			 .timeout_ms = VFE_DEFAULT_TIMEOUT_MS,
 			 .bench_size = 128 * 1024,
-			 .bench_count = 1000 };
+			 .bench_count = 1000,
+			 .file_size = 32u << 20,
+			 .files = 256,
+			 .jobs = 1 };
 	struct vfe *fe = NULL;
 	const char *cmd;
 	uint64_t v;
@@ -515,6 +800,27 @@ int main(int argc, char **argv)
 		case OPT_COUNT:
 			r = parse_size(optarg, &c.bench_count);
 			break;
+		case OPT_DURATION: {
+			char *end;
+
+			errno = 0;
+			c.duration = strtod(optarg, &end);
+			if (errno || end == optarg || *end || c.duration < 0 || c.duration > 3600)
+				r = -EINVAL;
+			break;
+		}
+		case OPT_JOBS:
+			r = parse_size(optarg, &v);
+			if (r >= 0 && (v == 0 || v >= VFE_MAX_QUEUES))
+				r = -ERANGE;
+			c.jobs = (unsigned)v;
+			break;
+		case OPT_FILE_SIZE:
+			r = parse_size(optarg, &c.file_size);
+			break;
+		case OPT_FILES:
+			r = parse_size(optarg, &c.files);
+			break;
 		case 't':
 			r = parse_size(optarg, &v);
 			if (r >= 0 && (v == 0 || v > 3600000))
@@ -550,6 +856,7 @@ int main(int argc, char **argv)
 		r = cmd_features(fe);
 		goto out;
 	}
+	bench_queues(&c);
 	r = start(fe, &c);
 	if (r < 0)
 		goto out_quiet;
@@ -580,7 +887,13 @@ int main(int argc, char **argv)
 		r = cmd_statfs(fe);
 	} else if (strcmp(cmd, "bench-read") == 0) {
 		NEED_ARGS(1);
-		r = cmd_bench_read(fe, argv[optind], &c);
+		r = bench_io(fe, argv[optind], &c, BENCH_READ);
+	} else if (strcmp(cmd, "bench-write") == 0) {
+		NEED_ARGS(1);
+		r = bench_io(fe, argv[optind], &c, BENCH_WRITE);
+	} else if (strcmp(cmd, "bench-meta") == 0) {
+		NEED_ARGS(1);
+		r = cmd_bench_meta(fe, argv[optind], &c);
 	} else {
 		fprintf(stderr, "vfsd-fe: unknown command '%s' (see --help)\n", cmd);
 		vfe_free(fe);

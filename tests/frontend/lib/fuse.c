@@ -147,7 +147,7 @@ int vfe_fuse_lookup_path(struct vfe *fe, const char *path, uint64_t *ret_nodeid,
 		*ret_attr = a.attr;
 	}
 	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-		struct fuse_entry_out e;
+		struct fuse_entry_out e = { 0 };
 
 		r = vfe_fuse_lookup(fe, node, c, &e);
 		if (r < 0)
