@@ -521,3 +521,175 @@ e2e_finish() {
     [[ "$verdict" == PASS ]] && exit 0
     exit 1
 }
+
+# ---------------------------------------------------------------------------------------------
+# Live migration: QEMU in the background, QMP, consoles in files (tests/e2e/test-migration.sh)
+# ---------------------------------------------------------------------------------------------
+
+# e2e_qemu_mig_args QMP-GUEST-PATH SERIAL-GUEST-FILE [INCOMING-URI]: turn E2E_QEMU_ARGS (from
+# e2e_qemu_args) into a migratable machine: 512 MiB of RAM, a QMP socket, the serial port into a
+# file, no monitor, and without -no-reboot (a guest reboot resets the machine instead of quitting).
+# Source and destination must differ only in these chardevs, the vhost-user socket and -incoming.
+e2e_qemu_mig_args() {
+    local qmp="$1" serial="$2" incoming="${3:-}" a out=() skip=0
+    for a in "${E2E_QEMU_ARGS[@]}"; do
+        if [[ "$skip" == 1 ]]; then skip=0; continue; fi
+        case "$a" in
+        -no-reboot|-nographic) continue ;;
+        -serial) skip=1; continue ;;
+        1G) a=512M ;;
+        memory-backend-memfd,id=mem,size=1G,share=on) a=memory-backend-memfd,id=mem,size=512M,share=on ;;
+        esac
+        out+=("$a")
+    done
+    out+=(-serial "file:$serial" -monitor none -qmp "unix:$qmp,server=on,wait=off")
+    [[ -n "$incoming" ]] && out+=(-incoming "$incoming")
+    E2E_QEMU_ARGS=("${out[@]}")
+}
+
+# e2e_qemu_start LOG: start chroot+QEMU with E2E_QEMU_ARGS in the background under a timeout of
+# $VFSD_E2E_TIMEOUT (stdout/stderr -> LOG), register it, set E2E_QEMU_PID.
+e2e_qemu_start() {
+    local log="$1"
+    { printf '%q ' chroot "$E2E_ROOT" "${E2E_QEMU_ARGS[@]}"; echo; } >"${log%.log}.cmd"
+    timeout -k 5 "$VFSD_E2E_TIMEOUT" chroot "$E2E_ROOT" /usr/bin/env -i \
+        PATH=/usr/sbin:/usr/bin:/sbin:/bin "${E2E_QEMU_ARGS[@]}" </dev/null >"$log" 2>&1 &
+    E2E_QEMU_PID=$!
+    E2E_PIDS+=("$E2E_QEMU_PID")
+}
+
+# e2e_qmp SOCKET-HOST-PATH COMMAND [ARGUMENTS-JSON]: one QMP command; prints the "return" value as
+# JSON. Exit 1 on a QMP error (printed to stderr) or when the socket does not answer in 10 s. For
+# "quit", a connection closed before the reply counts as success.
+e2e_qmp() {
+    python3 - "$@" <<'PY'
+import json, socket, sys
+path, cmd = sys.argv[1], sys.argv[2]
+args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(path)
+f = s.makefile("rw")
+def call(c, a=None):
+    m = {"execute": c}
+    if a is not None:
+        m["arguments"] = a
+    f.write(json.dumps(m) + "\n"); f.flush()
+    while True:
+        line = f.readline()
+        if not line:
+            if c == "quit":
+                return {}
+            raise SystemExit("QMP: connection closed during " + c)
+        r = json.loads(line)
+        if "return" in r:
+            return r["return"]
+        if "error" in r:
+            sys.stderr.write("QMP %s: %s\n" % (c, r["error"].get("desc", r["error"])))
+            raise SystemExit(1)
+json.loads(f.readline())            # the greeting
+call("qmp_capabilities")
+print(json.dumps(call(cmd, args)))
+PY
+}
+
+# e2e_qmp_wait SOCKET-HOST-PATH [SECONDS]: wait until the QMP socket accepts connections.
+e2e_qmp_wait() {
+    local sock="$1" secs="${2:-30}" i
+    for ((i = 0; i < secs * 10; i++)); do
+        [[ -S "$sock" ]] && e2e_qmp "$sock" query-status >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# e2e_migrate SRC-QMP-HOST-PATH URI [TIMEOUT-S]: start a migration on the source and poll
+# query-migrate (every 0.1 s) until completed, failed or cancelled; cancels it after TIMEOUT
+# (default 120 s). Prints "status=S total-time=MS downtime=MS setup-time=MS transferred=BYTES"
+# (and error-desc=... on failure). Exit 0 only on "completed".
+e2e_migrate() {
+    python3 - "$@" <<'PY'
+import json, socket, sys, time
+path, uri = sys.argv[1], sys.argv[2]
+limit = float(sys.argv[3]) if len(sys.argv) > 3 else 120.0
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(15)
+s.connect(path)
+f = s.makefile("rw")
+def call(c, a=None):
+    m = {"execute": c}
+    if a is not None:
+        m["arguments"] = a
+    f.write(json.dumps(m) + "\n"); f.flush()
+    while True:
+        line = f.readline()
+        if not line:
+            raise SystemExit("QMP: connection closed during " + c)
+        r = json.loads(line)
+        if "return" in r:
+            return r["return"]
+        if "error" in r:
+            print("status=qmp-error error-desc=%r" % r["error"].get("desc", ""))
+            raise SystemExit(1)
+json.loads(f.readline())
+call("qmp_capabilities")
+call("migrate", {"uri": uri})
+t0 = time.time()
+cancelled = False
+while True:
+    r = call("query-migrate")
+    st = r.get("status", "none")
+    if st in ("completed", "failed", "cancelled"):
+        break
+    if time.time() - t0 > limit and not cancelled:
+        call("migrate_cancel"); cancelled = True
+    if time.time() - t0 > limit + 30:
+        st = "stuck"; break
+    time.sleep(0.1)
+ram = r.get("ram", {})
+out = "status=%s total-time=%s downtime=%s setup-time=%s transferred=%s" % (
+    st, r.get("total-time", "?"), r.get("downtime", "?"), r.get("setup-time", "?"),
+    ram.get("transferred", "?"))
+if "error-desc" in r:
+    out += " error-desc=%r" % r["error-desc"]
+if cancelled:
+    out += " (cancelled after %gs)" % limit
+print(out)
+sys.exit(0 if st == "completed" else 1)
+PY
+}
+
+# e2e_console_clean FILE: FILE's text without CRs and terminal escapes.
+e2e_console_clean() {
+    sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' "$1" 2>/dev/null || true
+}
+
+# e2e_wait_console FILE ERE SECONDS [PID...]: wait until a console line matches ERE. Returns 1 on
+# timeout, 3 as soon as one of the PIDs (our children) has exited.
+e2e_wait_console() {
+    local file="$1" re="$2" secs="$3" i p; shift 3
+    for ((i = 0; i < secs * 5; i++)); do
+        e2e_console_clean "$file" | grep -qE "$re" && return 0
+        for p in "$@"; do
+            e2e_alive "$p" || { e2e_console_clean "$file" | grep -qE "$re" && return 0; return 3; }
+        done
+        sleep 0.2
+    done
+    return 1
+}
+
+# e2e_wait_exit PID SECONDS: wait for our child PID to exit on its own (never signals it). Returns
+# 0 and sets E2E_EXIT_RC when it did (and forgets the PID); returns 1 while it still runs.
+e2e_wait_exit() {
+    local pid="$1" secs="$2" i
+    E2E_EXIT_RC=
+    for ((i = 0; i < secs * 10; i++)); do
+        e2e_alive "$pid" || break
+        sleep 0.1
+    done
+    e2e_alive "$pid" && return 1
+    E2E_EXIT_RC=0
+    wait "$pid" 2>/dev/null || E2E_EXIT_RC=$?
+    e2e_forget_pid "$pid"
+    return 0
+}

@@ -1406,6 +1406,27 @@ static int readdir_add(struct vfsd_passthrough *fs, struct vfsd_inode *dir, bool
 	return 1;
 }
 
+/*
+ * Rewind a directory fd by giving it a fresh open file description (same fd
+ * number, so nothing else holding it sees a change). lseek(fd, 0) is not
+ * enough on ext4 with hashed directories: an fd whose first getdents ran at
+ * the end-of-directory cookie (a restored handle that the guest had read to
+ * the end) keeps returning nothing after a seek to 0, because the kernel's
+ * per-file hash position is only reset when the position it remembers
+ * differs from the new one, and it remembers 0. Measured on 6.18; the e2e
+ * migration test found it (virtiofsd 1.13 shows the same symptom).
+ */
+static int dir_rewind(int fd)
+{
+	_cleanup_close_ int nfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (nfd < 0)
+		return -errno;
+	if (dup3(nfd, fd, O_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
 static int pt_readdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 		      const struct fuse_read_in *in, bool plus, struct vfsd_dirbuf *buf)
 {
@@ -1428,10 +1449,12 @@ static int pt_readdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	/* The guest continues from the cookie (a host d_off) of the last entry it got. */
 	if (!h->dir_pos_valid || h->dir_pos != in->offset) {
 		h->dir_pos_valid = false;
-		if (lseek(h->fd, (off_t)in->offset, SEEK_SET) < 0) {
+		if (in->offset == 0)
+			r = dir_rewind(h->fd);
+		else if (lseek(h->fd, (off_t)in->offset, SEEK_SET) < 0)
 			r = -errno;
+		if (r < 0)
 			goto out;
-		}
 		h->dir_pos = in->offset;
 		h->dir_pos_valid = true;
 	}

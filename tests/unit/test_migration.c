@@ -615,3 +615,66 @@ Test(mig, ten_thousand_inodes)
 		n + 1, t_save / 1e6, b.len, t_load / 1e6, st.collect_ns / 1e6, st.apply_ns / 1e6);
 	free(b.p);
 }
+
+static int count_dirents(const struct vfsd_dirbuf *db, bool plus)
+{
+	int n = 0;
+
+	for (size_t off = 0; off < db->len; n++) {
+		if (plus) {
+			const struct fuse_direntplus *dp = (const void *)(db->buf + off);
+			off += FUSE_DIRENTPLUS_SIZE(dp);
+		} else {
+			off += FUSE_DIRENT_SIZE((const struct fuse_dirent *)(db->buf + off));
+		}
+	}
+	return n;
+}
+
+/* A listing read to its end on the source, then rewound on the destination. */
+Test(mig, directory_rewind_after_eof_across_a_migration)
+{
+	struct membuf b = { 0 };
+	struct fuse_open_out oo;
+	static char big[65536];
+	char name[64];
+
+	side_new(&src, NULL);
+	uint64_t ld = mkdir_on(&src, FUSE_ROOT_ID, "list");
+	/* 200 entries: ext4 hashes the directory, where a rewind after EOF used to fail */
+	for (int k = 0; k < 200; k++) {
+		snprintf(name, sizeof(name), "list/entry-with-a-longer-name-%03d", k);
+		host_write(name, "");
+	}
+	cr_assert_eq(ops->opendir(src.fs, &ctx, ld, 0, &oo), 0);
+	struct vfsd_dirbuf db = { .buf = big, .size = sizeof(big) };
+	struct fuse_read_in ri = { .fh = oo.fh, .offset = 0, .size = sizeof(big) };
+	cr_assert_eq(ops->readdir(src.fs, &ctx, ld, &ri, false, &db), 0);
+	cr_assert_eq(count_dirents(&db, false), 202);
+	uint64_t eof = 0;
+	for (size_t off = 0; off < db.len;) {
+		const struct fuse_dirent *de = (const void *)(db.buf + off);
+		eof = de->off;
+		off += FUSE_DIRENT_SIZE(de);
+	}
+	/* the guest asks once more at the end and gets nothing */
+	db.len = 0;
+	ri.offset = eof;
+	cr_assert_eq(ops->readdir(src.fs, &ctx, ld, &ri, false, &db), 0);
+	cr_assert_eq(db.len, 0);
+
+	save(&src, &b);
+	side_new(&dst, NULL);
+	cr_assert_eq(load(&dst, &b), 0, "%s", vfsd_migration_last_error(dst.m));
+
+	/* the guest reads at the end once more on this side (nothing), then rewinds */
+	db = (struct vfsd_dirbuf){ .buf = big, .size = sizeof(big) };
+	ri = (struct fuse_read_in){ .fh = oo.fh, .offset = eof, .size = sizeof(big) };
+	cr_assert_eq(ops->readdir(dst.fs, &ctx, ld, &ri, false, &db), 0);
+	cr_assert_eq(db.len, 0);
+	db = (struct vfsd_dirbuf){ .buf = big, .size = sizeof(big) };
+	ri = (struct fuse_read_in){ .fh = oo.fh, .offset = 0, .size = sizeof(big) };
+	cr_assert_eq(ops->readdir(dst.fs, &ctx, ld, &ri, false, &db), 0);
+	cr_assert_eq(count_dirents(&db, false), 202, "after the rewind");
+	free(b.p);
+}
