@@ -253,7 +253,29 @@ static int input_open(struct input *in, const char *path)
 	if (c == '{' && !force_migstream)
 		return 0;
 	in->migstream = true;
+	in->offset = -1;
 	r = vfsd_state_migstream_find(fd, &in->offset, &in->candidates);
+	if (r == -ENOENT && in->offset >= 0) {
+		/* the subsection is there, but what it holds is not a vfsd blob */
+		uint8_t h[5] = { 0 };
+		ssize_t n = pread(fd, h, sizeof(h), in->offset);
+
+		fprintf(stderr,
+			"vfsd-state: %s: the " VFSD_STATE_MIGSTREAM_NAME
+			" subsection (chunks at offset %lld) does not hold a vfsd state blob: ",
+			in->name, (long long)in->offset);
+		if (n < (ssize_t)sizeof(h))
+			fprintf(stderr, "the stream ends there\n");
+		else
+			fprintf(stderr,
+				"its first chunk is %u bytes long and starts with 0x%02x (a vfsd "
+				"blob starts with '{' in a chunk of 1..%u bytes; another back-end's "
+				"state?)\n",
+				(unsigned int)h[0] << 24 | (unsigned int)h[1] << 16 |
+				    (unsigned int)h[2] << 8 | h[3],
+				h[4], VFSD_STATE_MIGSTREAM_MAX_CHUNK);
+		return -EBADMSG;
+	}
 	if (r == -ENOENT) {
 		fprintf(stderr,
 			"vfsd-state: %s: neither a state blob (it does not start with '{') nor a "

@@ -38,11 +38,17 @@ static bool plausible(const uint8_t *p)
 	return len > 0 && len <= VFSD_STATE_MIGSTREAM_MAX_CHUNK && p[MARKER_LEN + 8] == '{';
 }
 
+/*
+ * On -ENOENT, *ret_offset is the chunk offset of the last subsection marker
+ * that was not plausible (so a caller can say "the subsection is there, but
+ * it does not hold a vfsd blob", e.g. another back-end's state), or -1 when
+ * the stream holds no marker at all.
+ */
 int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count)
 {
 	_cleanup_free_ uint8_t *buf = malloc(SCAN_BLOCK + PROBE_LEN);
 	off_t base = lseek(fd, 0, SEEK_CUR); /* file offset of buf[0] */
-	off_t found = -1;
+	off_t found = -1, implausible = -1;
 	unsigned int count = 0;
 	size_t have = 0;
 	bool eof = false;
@@ -70,6 +76,8 @@ int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count
 			if (plausible(m)) {
 				found = base + (m - buf) + (off_t)MARKER_LEN + 4;
 				count++;
+			} else {
+				implausible = base + (m - buf) + (off_t)MARKER_LEN + 4;
 			}
 			pos = (size_t)(m - buf) + 1;
 		}
@@ -81,8 +89,11 @@ int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count
 	}
 	if (ret_count)
 		*ret_count = count;
-	if (found < 0)
+	if (found < 0) {
+		if (ret_offset)
+			*ret_offset = implausible;
 		return -ENOENT;
+	}
 	*ret_offset = found;
 	return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh: the e2e suite (real QEMU 10 + Linux 6.12 guest) against ${VFSD_E2E_BACKEND:-vfsd}.
 #
-#   tests/e2e/run-all.sh [TEST...]          TEST: smoke multiqueue remount migration (default: all)
+#   tests/e2e/run-all.sh [TEST...]          TEST: smoke multiqueue remount migration state-dump (default: all)
 #   VFSD_E2E_BACKEND=virtiofsd tests/e2e/run-all.sh     the reference back-end, for comparison
 #
 # Needs root and the trixie tree (scripts/setup-e2e.sh). Prints one verdict line per test and a
@@ -11,7 +11,7 @@ HERE="$(dirname "$(readlink -f "$0")")"
 export VFSD_E2E_BACKEND="${VFSD_E2E_BACKEND:-vfsd}"
 
 tests=("$@")
-[[ ${#tests[@]} -gt 0 ]] || tests=(smoke multiqueue remount migration)
+[[ ${#tests[@]} -gt 0 ]] || tests=(smoke multiqueue remount migration state-dump)
 
 if [[ "$VFSD_E2E_BACKEND" == virtiofsd && -z "${VFSD_E2E_MQ_QUEUES:-}" ]]; then
     # virtiofsd 1.13 serves one request queue only (more: "HandleRequest(InvalidParam)" and QEMU

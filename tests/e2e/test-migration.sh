@@ -12,12 +12,15 @@
 #                             its data; pass otherwise)
 #   VFSD_E2E_MIG_REWIND_XFAIL=0|1  a rewound directory fd that reached EOF before the hop lists
 #                             nothing: 1 (default for virtiofsd, where it happens) reports XFAIL
-#   VFSD_E2E_FIO=1            fio jobs with --verify run in the guest during the migrations
+#   VFSD_E2E_FIO=0|1          fio jobs with --verify run in the guest during the migrations
+#                             (default 1 here: the migration issue asks for fio through it)
 #
 # The guest (guest/migration.sh + the static helper guest/migration-fds, built here with gcc
 # -static) holds descriptors across every hop and checks them after each one; the host checks the
 # files from its side. Per hop it prints QEMU's total time and downtime.
 set -euo pipefail
+: "${VFSD_E2E_FIO:=1}"
+export VFSD_E2E_FIO
 # shellcheck source=scripts/e2e-lib.sh
 . "$(dirname "$(readlink -f "$0")")/../../scripts/e2e-lib.sh"
 
