@@ -267,13 +267,14 @@ static int input_open(struct input *in, const char *path)
 		if (n < (ssize_t)sizeof(h))
 			fprintf(stderr, "the stream ends there\n");
 		else
-			fprintf(stderr,
-				"its first chunk is %u bytes long and starts with 0x%02x (a vfsd "
-				"blob starts with '{' in a chunk of 1..%u bytes; another back-end's "
-				"state?)\n",
-				(unsigned int)h[0] << 24 | (unsigned int)h[1] << 16 |
-				    (unsigned int)h[2] << 8 | h[3],
-				h[4], VFSD_STATE_MIGSTREAM_MAX_CHUNK);
+			fprintf(
+			    stderr,
+			    "its first chunk is %u bytes long and starts with 0x%02x (a vfsd "
+			    "blob starts with '{' in a chunk of 1..%u bytes; another back-end's "
+			    "state?)\n",
+			    (unsigned int)h[0] << 24 | (unsigned int)h[1] << 16 |
+				(unsigned int)h[2] << 8 | h[3],
+			    h[4], VFSD_STATE_MIGSTREAM_MAX_CHUNK);
 		return -EBADMSG;
 	}
 	if (r == -ENOENT) {
