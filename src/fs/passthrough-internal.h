@@ -27,6 +27,8 @@ struct vfsd_passthrough {
 	double entry_timeout;
 	double attr_timeout;
 	atomic_bool no_openat2; /* set once openat2 said ENOSYS */
+	uid_t own_fsuid;	/* our file-system ids when no guard is active */
+	gid_t own_fsgid;
 
 	char instance_id[33];	      /* 128 random bits in hex */
 	pthread_mutex_t orphan_lock;  /* guards the two below */
