@@ -101,6 +101,9 @@ phase1() {
     sync
     info "phase 1: $E2E_PASSES checks passed, $E2E_FAILS failed (the helper's counted on its own)"
     echo "MIG-REBOOTING"
+    # Let the serial console drain first: a reset drops what the UART has not sent yet,
+    # and the host waits for the line above (seen once: the line was cut by the reset).
+    sleep 2
     echo b > /proc/sysrq-trigger
     sleep 30
     fail mig.reboot "still running 30 s after sysrq b"
