@@ -385,11 +385,15 @@ char *vfsd_state_error_format(const struct vfsd_state_error *e, char *buf, size_
 /**
  * vfsd_state_migstream_find() - scan @fd (from its current offset, reading
  * sequentially) for the vhost-user-fs-backend subsection and return the
- * offset of its first chunk length of the last plausible occurrence (guest
- * RAM, which comes first in a precopy stream, may hold the same bytes; a
- * plausible one is followed by a chunk of 1..MAX_CHUNK bytes starting with '{').
+ * offset of its first chunk length. The LAST occurrence is the device's
+ * (guest RAM, which the guest controls and which comes first in a precopy
+ * stream, may hold the same bytes); it must be plausible, i.e. followed by a
+ * chunk of 1..MAX_CHUNK bytes starting with '{', and an earlier plausible
+ * copy is never used instead.
+ * @ret_offset: on success the chunk offset; on -ENOENT the chunk offset of an
+ *              implausible last occurrence, or -1 when there is none
  * @ret_count: how many plausible occurrences there were (may be NULL)
- * Returns: 0, -ENOENT when there is none, or -errno.
+ * Returns: 0, -ENOENT, or -errno.
  */
 int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count);
 

@@ -39,16 +39,21 @@ static bool plausible(const uint8_t *p)
 }
 
 /*
- * On -ENOENT, *ret_offset is the chunk offset of the last subsection marker
- * that was not plausible (so a caller can say "the subsection is there, but
- * it does not hold a vfsd blob", e.g. another back-end's state), or -1 when
- * the stream holds no marker at all.
+ * The LAST marker in the stream is the device's subsection: QEMU writes the
+ * device state after the final RAM pass, so any earlier occurrence is guest
+ * RAM, which the guest controls. An earlier plausible copy is therefore never
+ * used in place of a damaged last one (a guest could plant a valid-looking
+ * blob there). On -ENOENT, *ret_offset is the chunk offset of that last,
+ * implausible marker (so a caller can say "the subsection is there, but it
+ * does not hold a vfsd blob", e.g. another back-end's state), or -1 when the
+ * stream holds no marker at all.
  */
 int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count)
 {
 	_cleanup_free_ uint8_t *buf = malloc(SCAN_BLOCK + PROBE_LEN);
 	off_t base = lseek(fd, 0, SEEK_CUR); /* file offset of buf[0] */
-	off_t found = -1, implausible = -1;
+	off_t last = -1;
+	bool last_plausible = false;
 	unsigned int count = 0;
 	size_t have = 0;
 	bool eof = false;
@@ -73,12 +78,9 @@ int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count
 
 			if (!m || (size_t)(m - buf) >= scan_end)
 				break;
-			if (plausible(m)) {
-				found = base + (m - buf) + (off_t)MARKER_LEN + 4;
-				count++;
-			} else {
-				implausible = base + (m - buf) + (off_t)MARKER_LEN + 4;
-			}
+			last = base + (m - buf) + (off_t)MARKER_LEN + 4;
+			last_plausible = plausible(m);
+			count += last_plausible;
 			pos = (size_t)(m - buf) + 1;
 		}
 		if (scan_end > 0) {
@@ -89,12 +91,12 @@ int vfsd_state_migstream_find(int fd, off_t *ret_offset, unsigned int *ret_count
 	}
 	if (ret_count)
 		*ret_count = count;
-	if (found < 0) {
+	if (last < 0 || !last_plausible) {
 		if (ret_offset)
-			*ret_offset = implausible;
+			*ret_offset = last;
 		return -ENOENT;
 	}
-	*ret_offset = found;
+	*ret_offset = last;
 	return 0;
 }
 

@@ -1271,6 +1271,24 @@ Test(state, migration_stream_extraction)
 	cr_assert_gt(m.chunks, 6);
 	assert_same(a, b);
 
+	/*
+	 * The real subsection damaged at its start (its first chunk no longer
+	 * begins with '{'): the plausible decoy in "guest RAM" must not be used.
+	 */
+	{
+		off_t real = at;
+		char bad = 'x';
+		off_t decoy_at;
+
+		cr_assert_eq(pwrite(fd, &bad, 1, real + 4), 1);
+		cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+		cr_assert_eq(vfsd_state_migstream_find(fd, &decoy_at, &count), -ENOENT);
+		cr_assert_eq(decoy_at, real, "reported where the damaged subsection is");
+		cr_assert_eq(count, 1, "the decoy still counts as a plausible candidate");
+		bad = '{';
+		cr_assert_eq(pwrite(fd, &bad, 1, real + 4), 1);
+	}
+
 	/* a stream cut inside the chunks */
 	cr_assert_eq(ftruncate(fd, at + 200), 0);
 	vfsd_state_migstream_init(&m, fd, at);
