@@ -721,10 +721,14 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	return 0;
 }
 
-static int pt_mkdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
-		    const struct fuse_mkdir_in *in, struct fuse_entry_out *ret)
+/*
+ * The parent directory of a name the guest creates, removes or renames:
+ * a known, valid inode, and a name the guest may use there (not the hidden
+ * orphan directory). Returns a reference in @ret, or -errno.
+ */
+static int parent_for_name(struct vfsd_passthrough *fs, uint64_t parent, const char *name,
+			   struct vfsd_inode **ret)
 {
-	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
 	int r;
 
@@ -735,6 +739,20 @@ static int pt_mkdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 		return r;
 	if (is_reserved(p, name))
 		return -EPERM;
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+static int pt_mkdir(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, const char *name,
+		    const struct fuse_mkdir_in *in, struct fuse_entry_out *ret)
+{
+	struct vfsd_passthrough *fs = PT(fsp);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL;
+	int r;
+
+	r = parent_for_name(fs, parent, name, &p);
+	if (r < 0)
+		return r;
 	{
 		_cleanup_creds_ struct creds_guard g = { 0 };
 		r = creds_switch(fs, ctx->uid, ctx->gid, &g);
@@ -751,17 +769,13 @@ static int pt_symlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent,
 		      const char *target, struct fuse_entry_out *ret)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL;
 	size_t len;
 	int r;
 
-	if (!p || p->invalid)
-		return p ? -EIO : -ENOENT;
-	r = check_name(name);
+	r = parent_for_name(fs, parent, name, &p);
 	if (r < 0)
 		return r;
-	if (is_reserved(p, name))
-		return -EPERM;
 	/* The dispatcher checked the target too; again, cheaply. */
 	len = target ? strnlen(target, VFSD_PATH_MAX) : 0;
 	if (len == 0)
@@ -784,18 +798,14 @@ static int pt_mknod(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, c
 		    const struct fuse_mknod_in *in, struct fuse_entry_out *ret)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL;
 	mode_t type = in->mode & S_IFMT;
 	dev_t rdev = 0;
 	int r;
 
-	if (!p || p->invalid)
-		return p ? -EIO : -ENOENT;
-	r = check_name(name);
+	r = parent_for_name(fs, parent, name, &p);
 	if (r < 0)
 		return r;
-	if (is_reserved(p, name))
-		return -EPERM;
 	switch (type) {
 	case S_IFCHR:
 	case S_IFBLK:
@@ -934,18 +944,14 @@ static struct vfsd_inode *orphan_candidate(struct vfsd_passthrough *fs, const st
 static int pt_unlink_common(void *fsp, uint64_t parent, const char *name, int flags)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL;
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
 	struct stat st;
 	int r;
 
-	if (!p || p->invalid)
-		return p ? -EIO : -ENOENT;
-	r = check_name(name);
+	r = parent_for_name(fs, parent, name, &p);
 	if (r < 0)
 		return r;
-	if (is_reserved(p, name))
-		return -EPERM;
 	/* Which inode goes: for its location, and whether it must become an orphan. */
 	r = RET_NERRNO(fstatat(p->fd, name, &st, AT_SYMLINK_NOFOLLOW));
 	if (r < 0)
@@ -1156,7 +1162,7 @@ static int pt_create(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 		     struct fuse_open_out *ret_open)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = get_inode(fs, parent);
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *p = NULL;
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	struct fuse_entry_out e;
@@ -1165,13 +1171,9 @@ static int pt_create(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 	uint64_t fh;
 	int r;
 
-	if (!p || p->invalid)
-		return p ? -EIO : -ENOENT;
-	r = check_name(name);
+	r = parent_for_name(fs, parent, name, &p);
 	if (r < 0)
 		return r;
-	if (is_reserved(p, name))
-		return -EPERM;
 	{
 		_cleanup_creds_ struct creds_guard g = { 0 };
 		r = creds_switch(fs, ctx->uid, ctx->gid, &g);
