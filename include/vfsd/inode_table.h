@@ -87,7 +87,12 @@ struct vfsd_inode_fh {
  */
 struct vfsd_inode {
 	uint64_t nodeid; /* FUSE node id, immutable */
-	int fd;		 /* O_PATH|O_NOFOLLOW|O_CLOEXEC, owned, immutable */
+	/*
+	 * O_PATH|O_NOFOLLOW|O_CLOEXEC, owned; or negative: not held (see "fd
+	 * budget" below). Goes from negative to an fd at most once
+	 * (vfsd_inode_install_fd()), and is closed only when the inode is freed.
+	 */
+	_Atomic int fd;
 	uint64_t dev;	 /* st_dev */
 	uint64_t ino;	 /* st_ino */
 	uint64_t mnt_id; /* 0: not collected yet */
@@ -123,6 +128,57 @@ struct vfsd_inode {
 };
 
 struct vfsd_inode_table;
+
+/*
+ * The fd budget. Every directory inode holds an O_PATH fd (it is the dirfd
+ * of every *at() call below it). A non-directory inode holds one while the
+ * process-wide count of inode fds is under the budget; past it, and after a
+ * migration load, it is held by its location only (parent + name, or its
+ * orphan name) and opened when an op needs it, with (st_dev, st_ino) checked
+ * on every such open: a name that now leads elsewhere gives -ESTALE, as on
+ * NFS. An fd-less inode is given an fd before it would lose its last usable
+ * name (unlink of a hard link, rename over it). The budget is what keeps a
+ * share with more inodes than RLIMIT_NOFILE alive instead of failing every
+ * lookup with EMFILE.
+ */
+
+/** vfsd_inode_fd_budget_set() - cap non-directory inode fds process-wide (0: no cap). */
+void vfsd_inode_fd_budget_set(size_t max);
+
+/** vfsd_inode_fd_budget() - the cap (0: none). */
+size_t vfsd_inode_fd_budget(void);
+
+/** vfsd_inode_fds_held() - inode fds open in this process now. */
+size_t vfsd_inode_fds_held(void);
+
+/** vfsd_inode_fd_wanted() - whether a new inode of @type should hold an fd. */
+bool vfsd_inode_fd_wanted(uint32_t type);
+
+/**
+ * vfsd_inode_install_fd() - give the fd-less @i the O_PATH @fd (taken).
+ * Returns: the fd @i holds now (@fd, or one another thread installed first,
+ * in which case @fd is closed).
+ */
+int vfsd_inode_install_fd(struct vfsd_inode *i, int fd);
+
+/* Where an fd-less inode can be opened: @name in @dirfd, references held. */
+struct vfsd_inode_where {
+	struct vfsd_inode *parent;    /* a reference, or NULL */
+	struct vfsd_orphan_dir *odir; /* a reference, or NULL */
+	int dirfd;		      /* parent's or odir's fd, not owned */
+	char name[256];
+};
+
+/**
+ * vfsd_inode_table_where() - @i's current location as a directory and a
+ * single name, for opening it outside the table lock.
+ * Returns: 0, or -ESTALE when @i has no such location (root, stale, none).
+ */
+int vfsd_inode_table_where(struct vfsd_inode_table *t, const struct vfsd_inode *i,
+			   struct vfsd_inode_where *ret);
+
+/** vfsd_inode_where_done() - drop the references of a vfsd_inode_table_where(). */
+void vfsd_inode_where_done(struct vfsd_inode_where *w);
 
 /* Default cap on inodes in a table (beyond it lookups fail with -ENFILE). */
 #define VFSD_MAX_INODES (1u << 20)

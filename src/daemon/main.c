@@ -21,6 +21,7 @@
 #include "vfsd/fuse.h"
 #include "vfsd/io.h"
 #include "vfsd/migration.h"
+#include "vfsd/inode_table.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
 #include "vfsd/vhost.h"
@@ -32,6 +33,8 @@ struct config {
 	unsigned int request_queues;
 	bool io_uring;
 	bool print_capabilities;
+	bool inode_fds_set;
+	unsigned long inode_fds; /* 0: no budget */
 	struct vfsd_migration_config mig;
 };
 
@@ -56,6 +59,9 @@ static void usage(FILE *f)
 		"  --shared-dir=DIR          the directory the guest sees\n"
 		"  --request-queues=N        request queues we accept (default %u, max %u)\n"
 		"  --no-io-uring             do file I/O with plain syscalls\n"
+		"  --inode-fds=N             O_PATH fds files may hold (default: half of\n"
+		"                            RLIMIT_NOFILE; 0: no limit); past it a file the\n"
+		"                            guest looked up is held by its name\n"
 		"  --log-level=LEVEL         error, warn, info (default), debug, trace or off\n"
 		"  --migration-mode=MODE     how the source describes inodes to the destination:\n"
 		"                            find-paths (default: parent + name, paths) or\n"
@@ -100,6 +106,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		OPT_MIG_ON_ERROR,
 		OPT_MIG_VERIFY,
 		OPT_MIG_CONFIRM,
+		OPT_INODE_FDS,
 	};
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
@@ -114,6 +121,7 @@ static int parse_args(int argc, char **argv, struct config *c)
 		{ "migration-on-error", required_argument, NULL, OPT_MIG_ON_ERROR },
 		{ "migration-verify-handles", no_argument, NULL, OPT_MIG_VERIFY },
 		{ "migration-confirm-paths", no_argument, NULL, OPT_MIG_CONFIRM },
+		{ "inode-fds", required_argument, NULL, OPT_INODE_FDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -156,6 +164,14 @@ static int parse_args(int argc, char **argv, struct config *c)
 			break;
 		case OPT_NOURING:
 			c->io_uring = false;
+			break;
+		case OPT_INODE_FDS:
+			if (parse_uint(optarg, ULONG_MAX, &v) < 0) {
+				fprintf(stderr, "vfsd: --inode-fds: not a number: %s\n", optarg);
+				return -EINVAL;
+			}
+			c->inode_fds = v;
+			c->inode_fds_set = true;
 			break;
 		case OPT_MIG_MODE:
 			if (strcmp(optarg, "find-paths") == 0) {
@@ -374,16 +390,33 @@ static int accept_conn(int lfd, int sfd)
 	}
 }
 
-static void raise_nofile(void)
+/*
+ * Take all the fds we are allowed, and give files half of them as O_PATH
+ * fds: the other half is for the guest's open files, directories (which
+ * always hold one) and our own.
+ */
+static void raise_nofile(const struct config *c)
 {
 	struct rlimit rl;
+	size_t budget = 0;
 
-	/* Every inode holds an O_PATH fd: take all the fds we are allowed. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("cannot raise RLIMIT_NOFILE: %m");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				log_warn("cannot raise RLIMIT_NOFILE: %m");
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY)
+			budget = (size_t)(rl.rlim_cur / 2);
 	}
+	if (c->inode_fds_set)
+		budget = (size_t)c->inode_fds;
+	vfsd_inode_fd_budget_set(budget);
+	if (budget)
+		log_info("files hold up to %zu O_PATH fds, then their names", budget);
+	else
+		log_info("files hold an O_PATH fd each, without limit");
 }
 
 int main(int argc, char **argv)
@@ -433,7 +466,7 @@ int main(int argc, char **argv)
 		conn = cfg.fd; /* the spec's wording: an already connected one */
 	}
 
-	raise_nofile();
+	raise_nofile(&cfg);
 	pcfg.shared_dir = cfg.shared_dir;
 	r = vfsd_passthrough_new(&pcfg, &fs);
 	if (r < 0) {

@@ -84,7 +84,8 @@ const char *vfsd_fs_loc_name(enum vfsd_fs_loc_kind k)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static int fd_handle(int fd, struct vfsd_fs_file_handle *ret)
+/* The file handle of @name in @dirfd (not followed), or of @dirfd itself for "". */
+static int name_handle(int dirfd, const char *name, struct vfsd_fs_file_handle *ret)
 {
 	union {
 		struct file_handle fh;
@@ -93,7 +94,7 @@ static int fd_handle(int fd, struct vfsd_fs_file_handle *ret)
 	int mnt_id = 0;
 
 	u.fh.handle_bytes = VFSD_FS_HANDLE_MAX;
-	if (name_to_handle_at(fd, "", &u.fh, &mnt_id, AT_EMPTY_PATH) < 0)
+	if (name_to_handle_at(dirfd, name, &u.fh, &mnt_id, name[0] ? 0 : AT_EMPTY_PATH) < 0)
 		return -errno;
 	if (u.fh.handle_bytes == 0 || u.fh.handle_bytes > VFSD_FS_HANDLE_MAX)
 		return -EOVERFLOW;
@@ -104,15 +105,25 @@ static int fd_handle(int fd, struct vfsd_fs_file_handle *ret)
 	return 0;
 }
 
+static int fd_handle(int fd, struct vfsd_fs_file_handle *ret)
+{
+	return name_handle(fd, "", ret);
+}
+
 /* The inode's file handle: prepare's cached one, or computed now (and cached). */
-static int inode_handle(struct vfsd_inode *i, struct vfsd_fs_file_handle *ret)
+static int inode_handle(struct vfsd_passthrough *fs, struct vfsd_inode *i,
+			struct vfsd_fs_file_handle *ret)
 {
 	struct vfsd_inode_fh *c = atomic_load_explicit(&i->fh_cache, memory_order_acquire);
 	struct vfsd_inode_fh *n, *expected = NULL;
-	int r;
+	_cleanup_close_ int tmp = -EBADF;
+	int fd, r;
 
 	if (!c) {
-		r = fd_handle(i->fd, ret);
+		fd = pt_inode_fd(fs, i, &tmp);
+		if (fd < 0)
+			return fd;
+		r = fd_handle(fd, ret);
 		if (r < 0)
 			return r;
 		n = malloc(sizeof(*n));
@@ -155,6 +166,8 @@ static char *path_from_proc(struct vfsd_passthrough *fs, const struct vfsd_inode
 	const char *rel;
 	ssize_t n;
 
+	if (i->fd < 0) /* fd-less inodes are given an fd before they go stale */
+		return NULL;
 	snprintf(name, sizeof(name), "%d", i->fd);
 	n = readlinkat(fs->proc_self_fd, name, link, sizeof(link) - 1);
 	if (n <= 0)
@@ -329,7 +342,7 @@ int vfsd_fs_prepare(struct vfsd_passthrough *fs, unsigned int flags)
 		if (paths[k])
 			vfsd_inode_table_set_stale_path(fs->inodes, v[k], paths[k]);
 		if ((flags & VFSD_FS_COLLECT_HANDLES) && !v[k]->invalid)
-			(void)inode_handle(v[k], &fh);
+			(void)inode_handle(fs, v[k], &fh);
 	}
 	free_paths(paths, n);
 	vfsd_inode_table_snapshot_free(v, n);
@@ -421,7 +434,7 @@ int vfsd_fs_collect_inodes(struct vfsd_passthrough *fs, unsigned int flags, vfsd
 				rec->orphan = b->orphan;
 			}
 			if (flags & VFSD_FS_COLLECT_HANDLES)
-				rec->has_fh = inode_handle(i, &rec->fh) == 0;
+				rec->has_fh = inode_handle(fs, i, &rec->fh) == 0;
 		}
 		if (rec->loc == VFSD_FS_LOC_NONE && i->nodeid != FUSE_ROOT_ID)
 			log_warn("migration: inode %" PRIu64 " cannot be described (unlinked?)",
@@ -641,6 +654,30 @@ static int hand_over(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *
 	return 0;
 }
 
+/* The restored parent directory of a NAME record (a reference), or -errno (r->error set). */
+static int rec_parent(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
+		      struct vfsd_inode **ret)
+{
+	struct vfsd_inode *p = vfsd_inode_table_get(r->inodes, rec->parent);
+
+	if (!p)
+		return fail(r, -EINVAL,
+			    "inode %" PRIu64 ": parent %" PRIu64
+			    " not restored before it (records must list parents first)",
+			    rec->nodeid, rec->parent);
+	if (p->invalid || p->type != S_IFDIR || p->fd < 0) {
+		vfsd_inode_unref(p);
+		return fail(r, -ENOENT, "inode %" PRIu64 ": parent %" PRIu64 " is %s", rec->nodeid,
+			    rec->parent, p->invalid ? "invalid" : "not a directory");
+	}
+	if (p->nodeid == FUSE_ROOT_ID && strcmp(rec->name, VFSD_ORPHANS_DIR) == 0) {
+		vfsd_inode_unref(p);
+		return fail(r, -EINVAL, "inode %" PRIu64 ": reserved name", rec->nodeid);
+	}
+	*ret = p;
+	return 0;
+}
+
 /* Open the inode a record describes; returns an O_PATH fd or -errno (r->error set). */
 static int open_rec(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
 		    unsigned int flags, struct vfsd_inode **ret_parent)
@@ -653,22 +690,9 @@ static int open_rec(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *r
 		return open_by_fh(r, rec);
 	switch (rec->loc) {
 	case VFSD_FS_LOC_NAME:
-		p = vfsd_inode_table_get(r->inodes, rec->parent);
-		if (!p)
-			return fail(r, -EINVAL,
-				    "inode %" PRIu64 ": parent %" PRIu64
-				    " not restored before it (records must list parents first)",
-				    rec->nodeid, rec->parent);
-		if (p->invalid || p->type != S_IFDIR) {
-			vfsd_inode_unref(p);
-			return fail(r, -ENOENT, "inode %" PRIu64 ": parent %" PRIu64 " is %s",
-				    rec->nodeid, rec->parent,
-				    p->invalid ? "invalid" : "not a directory");
-		}
-		if (p->nodeid == FUSE_ROOT_ID && strcmp(rec->name, VFSD_ORPHANS_DIR) == 0) {
-			vfsd_inode_unref(p);
-			return fail(r, -EINVAL, "inode %" PRIu64 ": reserved name", rec->nodeid);
-		}
+		fd = rec_parent(r, rec, &p);
+		if (fd < 0)
+			return fd;
 		fd = pt_open_child(fs, p->fd, rec->name);
 		if (fd < 0) {
 			vfsd_inode_unref(p);
@@ -760,6 +784,7 @@ int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_
 	struct vfsd_orphan_dir *odir = NULL;
 	char oname[48];
 	struct stat st;
+	bool by_name;
 	int err;
 
 	r->error[0] = '\0';
@@ -769,15 +794,35 @@ int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_
 	if (err < 0)
 		return err;
 
-	fd = open_rec(r, rec, flags, &parent);
-	if (fd < 0) {
-		err = fd;
-		goto failed;
-	}
-	err = RET_NERRNO(fstat(fd, &st));
-	if (err < 0) {
-		fail(r, err, "inode %" PRIu64 ": fstat", rec->nodeid);
-		goto failed;
+	/*
+	 * A file (not a directory: those are every child's dirfd) that has a
+	 * name is found by that name and restored without an fd; its first
+	 * use opens it (inode_table.h, "fd budget"). One fstatat instead of
+	 * an open, an fstat and, for most, a close at the next reset.
+	 */
+	by_name = rec->loc == VFSD_FS_LOC_NAME && rec->type != S_IFDIR &&
+		  !((flags & VFSD_FS_RESTORE_BY_HANDLE) && rec->has_fh);
+	if (by_name) {
+		err = rec_parent(r, rec, &parent);
+		if (err < 0)
+			goto failed;
+		err = RET_NERRNO(fstatat(parent->fd, rec->name, &st, AT_SYMLINK_NOFOLLOW));
+		if (err < 0) {
+			fail(r, err, "inode %" PRIu64 ": open %s in %" PRIu64, rec->nodeid,
+			     rec->name, rec->parent);
+			goto failed;
+		}
+	} else {
+		fd = open_rec(r, rec, flags, &parent);
+		if (fd < 0) {
+			err = fd;
+			goto failed;
+		}
+		err = RET_NERRNO(fstat(fd, &st));
+		if (err < 0) {
+			fail(r, err, "inode %" PRIu64 ": fstat", rec->nodeid);
+			goto failed;
+		}
 	}
 	if ((st.st_mode & S_IFMT) != rec->type) {
 		err = fail(r, -ESTALE, "inode %" PRIu64 ": type %#o, the record says %#o",
@@ -793,7 +838,8 @@ int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_
 	}
 	if ((flags & VFSD_FS_RESTORE_VERIFY_HANDLE) && rec->has_fh) {
 		struct vfsd_fs_file_handle fh;
-		if (fd_handle(fd, &fh) < 0 || !same_handle(&fh, &rec->fh)) {
+		if ((by_name ? name_handle(parent->fd, rec->name, &fh) : fd_handle(fd, &fh)) < 0 ||
+		    !same_handle(&fh, &rec->fh)) {
 			err =
 			    fail(r, -ESTALE, "inode %" PRIu64 ": file handle differs", rec->nodeid);
 			goto failed;
@@ -861,7 +907,10 @@ int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handl
 		return fail(r, -EINVAL, "handle %" PRIu64 ": inode %" PRIu64 " has type %#o",
 			    rec->fh, rec->nodeid, i->type);
 	} else {
-		fd = pt_reopen_fd(r->fs, i->fd, rec->is_dir ? O_RDONLY | O_DIRECTORY : (int)gflags);
+		int oflags = rec->is_dir ? O_RDONLY | O_DIRECTORY : (int)gflags;
+
+		fd = i->fd >= 0 ? pt_reopen_fd(r->fs, i->fd, oflags)
+				: pt_inode_open_loc(r->inodes, i, oflags);
 		err = fd < 0 ? fail(r, fd, "handle %" PRIu64 ": re-open", rec->fh) : 0;
 		if (err == 0 && rec->is_dir && rec->has_dir_offset &&
 		    (rec->dir_offset > INT64_MAX ||

@@ -21,6 +21,47 @@ struct vfsd_inode_table {
 	uint64_t mark_gen; /* lock (write side): snapshot generations */
 };
 
+/* The fd budget (see inode_table.h): process-wide, like RLIMIT_NOFILE. */
+static _Atomic size_t fd_budget;
+static _Atomic size_t fds_held;
+
+void vfsd_inode_fd_budget_set(size_t max)
+{
+	atomic_store_explicit(&fd_budget, max, memory_order_relaxed);
+}
+
+size_t vfsd_inode_fd_budget(void)
+{
+	return atomic_load_explicit(&fd_budget, memory_order_relaxed);
+}
+
+size_t vfsd_inode_fds_held(void)
+{
+	return atomic_load_explicit(&fds_held, memory_order_relaxed);
+}
+
+bool vfsd_inode_fd_wanted(uint32_t type)
+{
+	size_t max = vfsd_inode_fd_budget();
+
+	return type == S_IFDIR || max == 0 || vfsd_inode_fds_held() < max;
+}
+
+int vfsd_inode_install_fd(struct vfsd_inode *i, int fd)
+{
+	int expected = atomic_load_explicit(&i->fd, memory_order_acquire);
+
+	while (expected < 0) {
+		if (atomic_compare_exchange_weak_explicit(
+			&i->fd, &expected, fd, memory_order_acq_rel, memory_order_acquire)) {
+			atomic_fetch_add_explicit(&fds_held, 1, memory_order_relaxed);
+			return fd;
+		}
+	}
+	safe_close(fd);
+	return expected;
+}
+
 /* Deepest parent chain we follow (cycle guard; only host-side renames make cycles). */
 #define MAX_CHAIN 1000000
 
@@ -109,7 +150,10 @@ void vfsd_inode_unref(struct vfsd_inode *i)
 	free(i->loc_name);
 	free(i->stale_path);
 	free(atomic_load_explicit(&i->fh_cache, memory_order_acquire));
-	safe_close(i->fd);
+	if (i->fd >= 0) {
+		atomic_fetch_sub_explicit(&fds_held, 1, memory_order_relaxed);
+		safe_close(i->fd);
+	}
 	free(i);
 }
 
@@ -121,7 +165,9 @@ static struct vfsd_inode *inode_alloc(uint64_t nodeid, int fd, const struct stat
 	if (!i)
 		return NULL;
 	i->nodeid = nodeid;
-	i->fd = fd;
+	atomic_init(&i->fd, fd < 0 ? -EBADF : fd);
+	if (fd >= 0)
+		atomic_fetch_add_explicit(&fds_held, 1, memory_order_relaxed);
 	i->dev = (uint64_t)st->st_dev;
 	i->ino = (uint64_t)st->st_ino;
 	i->type = st->st_mode & S_IFMT;
@@ -327,6 +373,8 @@ int vfsd_inode_table_lookup_or_insert_at(struct vfsd_inode_table *t, struct vfsd
 		atomic_fetch_add_explicit(&i->nlookup, 1, memory_order_relaxed);
 		vfsd_inode_ref(i);
 		pthread_rwlock_unlock(&t->lock);
+		if (owned >= 0 && i->fd < 0)
+			(void)vfsd_inode_install_fd(i, TAKE_FD(owned)); /* a free promotion */
 		*ret = i;
 		return 0;
 	}
@@ -352,10 +400,15 @@ int vfsd_inode_table_lookup_or_insert_at(struct vfsd_inode_table *t, struct vfsd
 		insert_locked(t, i);
 		vfsd_inode_ref(i);
 	}
-	/* A failed strdup leaves the location STALE; the lookup itself succeeded. */
+	/*
+	 * A failed strdup leaves the location STALE; the lookup itself
+	 * succeeded (an fd-less inode then gives -ESTALE until looked up again).
+	 */
 	(void)set_loc_locked(t, i, parent, name, &drop);
 	pthread_rwlock_unlock(&t->lock);
 	unref_list(drop);
+	if (owned >= 0 && i->fd < 0)
+		(void)vfsd_inode_install_fd(i, TAKE_FD(owned));
 	*ret = i;
 	return 0;
 }
@@ -462,6 +515,45 @@ void vfsd_inode_table_set_stale_path(struct vfsd_inode_table *t, struct vfsd_ino
 	}
 	pthread_rwlock_unlock(&t->lock);
 	free(p);
+}
+
+int vfsd_inode_table_where(struct vfsd_inode_table *t, const struct vfsd_inode *i,
+			   struct vfsd_inode_where *ret)
+{
+	const char *name = NULL;
+	int r = -ESTALE;
+
+	ret->parent = NULL;
+	ret->odir = NULL;
+	ret->dirfd = -EBADF;
+	ret->name[0] = '\0';
+	pthread_rwlock_rdlock(&t->lock);
+	if (i->loc == VFSD_LOC_NAME && i->loc_parent->fd >= 0) {
+		ret->parent = vfsd_inode_ref(i->loc_parent);
+		ret->dirfd = i->loc_parent->fd;
+		name = i->loc_name;
+	} else if (i->loc == VFSD_LOC_ORPHAN && i->orphan_dir && i->orphan_name) {
+		ret->odir = vfsd_orphan_dir_ref(i->orphan_dir);
+		ret->dirfd = i->orphan_dir->fd;
+		name = i->orphan_name;
+	}
+	if (name && strlen(name) < sizeof(ret->name) && !strchr(name, '/')) {
+		memcpy(ret->name, name, strlen(name) + 1);
+		r = 0;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	if (r < 0)
+		vfsd_inode_where_done(ret);
+	return r;
+}
+
+void vfsd_inode_where_done(struct vfsd_inode_where *w)
+{
+	vfsd_inode_unref(w->parent);
+	vfsd_orphan_dir_unref(w->odir);
+	w->parent = NULL;
+	w->odir = NULL;
+	w->dirfd = -EBADF;
 }
 
 void vfsd_inode_table_get_location(struct vfsd_inode_table *t, const struct vfsd_inode *i,
@@ -579,6 +671,9 @@ int vfsd_inode_table_restore_at(struct vfsd_inode_table *t, uint64_t nodeid, int
 			r = set_loc_locked(t, i, parent, name, &drop);
 			if (r < 0) {
 				/* Out again: the caller keeps its fd. */
+				if (i->fd >= 0)
+					atomic_fetch_sub_explicit(&fds_held, 1,
+								  memory_order_relaxed);
 				i->fd = -EBADF;
 				detach_locked(t, i);
 				i->unlink_next = drop;

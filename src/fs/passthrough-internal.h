@@ -43,6 +43,20 @@ int pt_open_child(struct vfsd_passthrough *fs, int dirfd, const char *name);
 /** pt_reopen_fd() - re-open the O_PATH @fd through /proc/self/fd with @flags. */
 int pt_reopen_fd(struct vfsd_passthrough *fs, int fd, int flags);
 
+/**
+ * pt_inode_open_loc() - open @i (of table @t) by its location with @flags
+ * (O_PATH: an O_PATH fd) and check it still is @i.
+ * Returns: a new fd, -ESTALE when the name leads elsewhere or nowhere, or -errno.
+ */
+int pt_inode_open_loc(struct vfsd_inode_table *t, const struct vfsd_inode *i, int flags);
+
+/**
+ * pt_inode_fd() - an O_PATH fd for @i: its own, or opened now by location
+ * (kept by @i when the fd budget allows, else returned in *@tmp, which the
+ * caller closes).
+ */
+int pt_inode_fd(struct vfsd_passthrough *fs, struct vfsd_inode *i, int *tmp);
+
 /** pt_orphan_dir() - our instance's orphan directory (created and locked on demand), referenced. */
 int pt_orphan_dir(struct vfsd_passthrough *fs, struct vfsd_orphan_dir **ret);
 

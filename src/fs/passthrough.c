@@ -98,9 +98,86 @@ static void split_timeout(double t, uint64_t *sec, uint32_t *nsec)
 		*nsec = 999999999u;
 }
 
-static int stat_inode(const struct vfsd_inode *i, struct stat *st)
+static bool same_inode(const struct vfsd_inode *i, const struct stat *st)
 {
-	return RET_NERRNO(fstatat(i->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+	return (uint64_t)st->st_dev == i->dev && (uint64_t)st->st_ino == i->ino;
+}
+
+int pt_inode_open_loc(struct vfsd_inode_table *t, const struct vfsd_inode *i, int flags)
+{
+	struct vfsd_inode_where w;
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	int r;
+
+	if (i->invalid)
+		return -EIO;
+	r = vfsd_inode_table_where(t, i, &w);
+	if (r < 0)
+		return r;
+	/*
+	 * One name in a directory we hold: O_NOFOLLOW is all the confinement it
+	 * needs. O_NONBLOCK until the identity is checked: a FIFO put in our
+	 * file's place on the host must not block this worker.
+	 */
+	if (flags & O_PATH)
+		fd = RET_NERRNO(openat(w.dirfd, w.name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+	else
+		fd = RET_NERRNO(
+		    openat(w.dirfd, w.name,
+			   (flags & ~REOPEN_STRIP_FLAGS) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+	vfsd_inode_where_done(&w);
+	if (fd < 0)
+		return fd == -ELOOP ? -ESTALE : fd; /* a symlink where our file was */
+	r = RET_NERRNO(fstat(fd, &st));
+	if (r < 0)
+		return r;
+	if (!same_inode(i, &st))
+		return -ESTALE;
+	/* io_uring would answer -EAGAIN instead of waiting on an O_NONBLOCK file. */
+	if (!(flags & (O_PATH | O_NONBLOCK))) {
+		r = RET_NERRNO(
+		    fcntl(fd, F_SETFL, (flags & ~REOPEN_STRIP_FLAGS) & ~O_NONBLOCK & ~O_ACCMODE));
+		if (r < 0)
+			return r;
+	}
+	return TAKE_FD(fd);
+}
+
+int pt_inode_fd(struct vfsd_passthrough *fs, struct vfsd_inode *i, int *tmp)
+{
+	int fd = i->fd;
+
+	if (fd >= 0)
+		return fd;
+	fd = pt_inode_open_loc(fs->inodes, i, O_PATH);
+	if (fd < 0)
+		return fd;
+	if (vfsd_inode_fd_wanted(i->type))
+		return vfsd_inode_install_fd(i, fd);
+	*tmp = fd;
+	return fd;
+}
+
+/* The inode's attributes, by its fd or (fd-less, over the budget) by its location. */
+static int stat_inode(struct vfsd_passthrough *fs, struct vfsd_inode *i, struct stat *st)
+{
+	_cleanup_close_ int tmp = -EBADF;
+	struct vfsd_inode_where w;
+	int fd = i->fd, r;
+
+	if (fd < 0 && !vfsd_inode_fd_wanted(i->type) && !i->invalid &&
+	    vfsd_inode_table_where(fs->inodes, i, &w) == 0) {
+		r = RET_NERRNO(fstatat(w.dirfd, w.name, st, AT_SYMLINK_NOFOLLOW));
+		vfsd_inode_where_done(&w);
+		if (r < 0)
+			return r == -ENOENT ? -ESTALE : r;
+		return same_inode(i, st) ? 0 : -ESTALE;
+	}
+	fd = pt_inode_fd(fs, i, &tmp);
+	if (fd < 0)
+		return fd;
+	return RET_NERRNO(fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 }
 
 static void fill_entry(struct vfsd_passthrough *fs, struct fuse_entry_out *e, uint64_t nodeid,
@@ -151,10 +228,18 @@ int pt_reopen_fd(struct vfsd_passthrough *fs, int fd, int flags)
 	    openat(fs->proc_self_fd, name, (flags & ~REOPEN_STRIP_FLAGS) | O_CLOEXEC));
 }
 
-/* Re-open an inode's O_PATH fd for I/O through /proc/self/fd. */
+/*
+ * Re-open an inode for I/O: its O_PATH fd through /proc/self/fd, or an
+ * fd-less inode straight by its location (one open, no O_PATH fd first).
+ */
 static int reopen_inode(struct vfsd_passthrough *fs, const struct vfsd_inode *i, int flags)
 {
-	return pt_reopen_fd(fs, i->fd, flags);
+	int fd = i->fd;
+
+	if (fd >= 0)
+		return pt_reopen_fd(fs, fd, flags);
+	/* A FIFO or device would block or act on open: only O_PATH-checked types get here. */
+	return pt_inode_open_loc(fs->inodes, i, flags);
 }
 
 static bool is_dot_or_dotdot_name(const char *name)
@@ -279,12 +364,27 @@ static int do_lookup(struct vfsd_passthrough *fs, struct vfsd_inode *parent, con
 		return -ENOTDIR;
 	if (is_reserved(parent, name))
 		return -ENOENT;
-	fd = pt_open_child(fs, parent->fd, name);
-	if (fd < 0)
-		return fd;
-	r = RET_NERRNO(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-	if (r < 0)
-		return r;
+	if (!vfsd_inode_fd_wanted(0)) {
+		/* Over the fd budget: a file is held by its name (a directory still gets an fd). */
+		r = RET_NERRNO(fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW));
+		if (r < 0)
+			return r;
+		if (S_ISDIR(st.st_mode)) {
+			fd = pt_open_child(fs, parent->fd, name);
+			if (fd < 0)
+				return fd;
+			r = RET_NERRNO(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+			if (r < 0)
+				return r;
+		}
+	} else {
+		fd = pt_open_child(fs, parent->fd, name);
+		if (fd < 0)
+			return fd;
+		r = RET_NERRNO(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		if (r < 0)
+			return r;
+	}
 	r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, parent, name, TAKE_FD(fd), &st, &i);
 	if (r < 0)
 		return r;
@@ -611,9 +711,9 @@ static int pt_getattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 		if (h)
 			r = RET_NERRNO(fstat(h->fd, &st));
 		else
-			r = stat_inode(i, &st);
+			r = stat_inode(fs, i, &st);
 	} else {
-		r = stat_inode(i, &st);
+		r = stat_inode(fs, i, &st);
 	}
 	if (r < 0)
 		return r;
@@ -649,13 +749,17 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = get_inode(fs, nodeid);
 	_cleanup_(vfsd_handle_unrefp) struct vfsd_handle *h = NULL;
 	uint32_t valid = in->valid;
+	_cleanup_close_ int tmp = -EBADF;
 	char procname[16];
 	struct stat st;
-	int r;
+	int ifd, r;
 
 	if (!i || i->invalid)
 		return i ? -EIO : -ENOENT;
-	snprintf(procname, sizeof(procname), "%d", i->fd);
+	ifd = pt_inode_fd(fs, i, &tmp);
+	if (ifd < 0)
+		return ifd;
+	snprintf(procname, sizeof(procname), "%d", ifd);
 	if (valid & FATTR_FH) {
 		h = get_handle(fs, nodeid, in->fh);
 		if (!h || h->fd < 0)
@@ -674,7 +778,7 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 	if (valid & (FATTR_UID | FATTR_GID)) {
 		uid_t uid = (valid & FATTR_UID) ? in->uid : (uid_t)-1;
 		gid_t gid = (valid & FATTR_GID) ? in->gid : (gid_t)-1;
-		r = RET_NERRNO(fchownat(i->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		r = RET_NERRNO(fchownat(ifd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 		if (r < 0)
 			return r;
 	}
@@ -712,7 +816,7 @@ static int pt_setattr(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 			return r;
 	}
 
-	r = h ? RET_NERRNO(fstat(h->fd, &st)) : stat_inode(i, &st);
+	r = h ? RET_NERRNO(fstat(h->fd, &st)) : stat_inode(fs, i, &st);
 	if (r < 0)
 		return r;
 	fill_attr_out(fs, ret, &st);
@@ -846,9 +950,10 @@ static int pt_link(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid,
 {
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL, *p = NULL, *li = NULL;
+	_cleanup_close_ int tmp = -EBADF;
 	char procname[16];
 	struct stat st;
-	int fd, r;
+	int fd, ifd, r;
 
 	r = check_name(newname);
 	if (r < 0)
@@ -868,21 +973,24 @@ static int pt_link(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t oldnodeid,
 	/* Like the kernel for an unlinked inode: no new name for an orphan. */
 	if (is_orphan(i))
 		return -ENOENT;
+	ifd = pt_inode_fd(fs, i, &tmp);
+	if (ifd < 0)
+		return ifd;
 	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, ENOENT (or EPERM). */
-	r = RET_NERRNO(linkat(i->fd, "", p->fd, newname, AT_EMPTY_PATH));
+	r = RET_NERRNO(linkat(ifd, "", p->fd, newname, AT_EMPTY_PATH));
 	if (r == -ENOENT || r == -EPERM) {
 		/* /proc/self/fd/N of an O_PATH fd reaches the inode itself, symlinks too. */
-		snprintf(procname, sizeof(procname), "%d", i->fd);
+		snprintf(procname, sizeof(procname), "%d", ifd);
 		r = RET_NERRNO(
 		    linkat(fs->proc_self_fd, procname, p->fd, newname, AT_SYMLINK_FOLLOW));
 	}
 	if (r < 0)
 		return r;
 
-	r = stat_inode(i, &st);
+	r = stat_inode(fs, i, &st);
 	if (r < 0)
 		return r;
-	fd = RET_NERRNO(fcntl(i->fd, F_DUPFD_CLOEXEC, 3));
+	fd = tmp >= 0 ? TAKE_FD(tmp) : RET_NERRNO(fcntl(ifd, F_DUPFD_CLOEXEC, 3));
 	if (fd < 0)
 		return fd;
 	r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, p, newname, fd, &st,
@@ -941,6 +1049,21 @@ static struct vfsd_inode *orphan_candidate(struct vfsd_passthrough *fs, const st
 	return i;
 }
 
+/*
+ * Before @i loses a name it may be known by: an fd-less inode gets its fd
+ * now, whatever the budget, or it could not be reached again.
+ */
+static void hold_fd(struct vfsd_passthrough *fs, struct vfsd_inode *i)
+{
+	int fd;
+
+	if (!i || i->invalid || i->fd >= 0)
+		return;
+	fd = pt_inode_open_loc(fs->inodes, i, O_PATH);
+	if (fd >= 0)
+		(void)vfsd_inode_install_fd(i, fd);
+}
+
 static int pt_unlink_common(void *fsp, uint64_t parent, const char *name, int flags)
 {
 	struct vfsd_passthrough *fs = PT(fsp);
@@ -976,6 +1099,7 @@ static int pt_unlink_common(void *fsp, uint64_t parent, const char *name, int fl
 	}
 	if (!i)
 		i = vfsd_inode_table_find_key(fs->inodes, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+	hold_fd(fs, i);
 	r = RET_NERRNO(unlinkat(p->fd, name, flags));
 	if (r < 0)
 		return r;
@@ -1062,6 +1186,8 @@ static int pt_rename(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 		if (!dst)
 			dst = vfsd_inode_table_find_key(fs->inodes, (uint64_t)dst_st.st_dev,
 							(uint64_t)dst_st.st_ino);
+		if (!(flags & RENAME_EXCHANGE))
+			hold_fd(fs, dst);
 	}
 	r = RET_NERRNO(renameat2(p->fd, name, np->fd, newname, flags));
 	if (r < 0)
@@ -1084,7 +1210,9 @@ static int pt_readlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid
 {
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = get_inode(fs, nodeid);
+	_cleanup_close_ int tmp = -EBADF;
 	ssize_t n;
+	int fd;
 
 	if (!i || i->invalid)
 		return i ? -EIO : -ENOENT;
@@ -1093,7 +1221,10 @@ static int pt_readlink(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid
 		return -EINVAL;
 	if (size == 0)
 		return -ENAMETOOLONG;
-	n = readlinkat(i->fd, "", buf, MIN(size, (size_t)INT32_MAX));
+	fd = pt_inode_fd(fs, i, &tmp);
+	if (fd < 0)
+		return fd;
+	n = readlinkat(fd, "", buf, MIN(size, (size_t)INT32_MAX));
 	if (n < 0)
 		return -errno;
 	if ((size_t)n >= size)
@@ -1106,12 +1237,16 @@ static int pt_statfs(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t nodeid,
 {
 	struct vfsd_passthrough *fs = PT(fsp);
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = get_inode(fs, nodeid);
+	_cleanup_close_ int tmp = -EBADF;
 	struct statfs sf;
-	int r;
+	int fd, r;
 
 	if (!i || i->invalid)
 		return i ? -EIO : -ENOENT;
-	r = RET_NERRNO(fstatfs(i->fd, &sf));
+	fd = pt_inode_fd(fs, i, &tmp);
+	if (fd < 0)
+		return fd;
+	r = RET_NERRNO(fstatfs(fd, &sf));
 	if (r < 0)
 		return r;
 	memset(ret, 0, sizeof(*ret));
@@ -1208,10 +1343,13 @@ static int pt_create(void *fsp, const struct vfsd_fs_ctx *ctx, uint64_t parent, 
 		char procname[16];
 		int pfd;
 
-		snprintf(procname, sizeof(procname), "%d", fd);
-		pfd = RET_NERRNO(openat(fs->proc_self_fd, procname, O_PATH | O_CLOEXEC));
-		if (pfd < 0)
-			return pfd;
+		pfd = -EBADF; /* over the fd budget: held by its name */
+		if (vfsd_inode_fd_wanted(S_IFREG)) {
+			snprintf(procname, sizeof(procname), "%d", fd);
+			pfd = RET_NERRNO(openat(fs->proc_self_fd, procname, O_PATH | O_CLOEXEC));
+			if (pfd < 0)
+				return pfd;
+		}
 		r = vfsd_inode_table_lookup_or_insert_at(fs->inodes, p, name, pfd, &st, &i);
 		if (r < 0)
 			return r;

@@ -21,10 +21,12 @@
  * Every figure is the median of the runs. The page and dentry caches are warm (the
  * same host serves both sides).
  *
- *   migration-bench [-d DIR] [-r RUNS] [-k] [N[:OPEN]...]    default: 10000 100000
+ *   migration-bench [-d DIR] [-r RUNS] [-b FDS] [-k] [N[:OPEN]...]   default: 10000 100000
  *
- * Every inode holds an O_PATH fd, so one side needs about N + N/100 + OPEN fds: a
- * size that does not fit under RLIMIT_NOFILE's hard limit is reported as skipped.
+ * Both sides run with the daemon's fd budget (-b, default half of RLIMIT_NOFILE as
+ * vfsd sets it; inode_table.h): directories and open files hold fds, files past the
+ * budget are held by name. A size whose directories and open files alone do not fit
+ * under RLIMIT_NOFILE is reported as skipped.
  *
  * Build from a fresh clone (after `cmake -B build && cmake --build build`):
  *   cc -O2 -g -Wall -Wextra -Werror -Wshadow -D_GNU_SOURCE -Iinclude \
@@ -52,6 +54,7 @@
 #include <unistd.h>
 
 #include "vfsd/fs_migration.h"
+#include "vfsd/inode_table.h"
 #include "vfsd/migration.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
@@ -509,13 +512,18 @@ int main(int argc, char **argv)
 	} sw[16];
 	size_t n_sw = 0, n_notes = 0;
 	char notes[16][160];
-	bool keep = false;
+	bool keep = false, budget_set = false;
+	size_t budget = 0;
 	int nr = 3, opt;
 
-	while ((opt = getopt(argc, argv, "d:r:k")) != -1) {
+	while ((opt = getopt(argc, argv, "d:r:b:k")) != -1) {
 		switch (opt) {
 		case 'd':
 			base = optarg;
+			break;
+		case 'b':
+			budget = strtoul(optarg, NULL, 10);
+			budget_set = true;
 			break;
 		case 'r':
 			nr = atoi(optarg);
@@ -524,8 +532,8 @@ int main(int argc, char **argv)
 			keep = true;
 			break;
 		default:
-			fprintf(stderr,
-				"usage: migration-bench [-d DIR] [-r RUNS] [-k] [N[:OPEN]...]\n");
+			fprintf(stderr, "usage: migration-bench [-d DIR] [-r RUNS] [-b FDS] [-k] "
+					"[N[:OPEN]...]\n");
 			return 2;
 		}
 	}
@@ -552,12 +560,15 @@ int main(int argc, char **argv)
 
 	vfsd_log_level = VFSD_LOG_WARN;
 	signal(SIGPIPE, SIG_IGN);
-	/* Every inode holds an O_PATH fd: take the whole limit, as the daemon does. */
+	/* Take the whole limit and give files half of it, as the daemon does. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	(void)getrlimit(RLIMIT_NOFILE, &rl);
+	if (!budget_set && rl.rlim_cur != RLIM_INFINITY)
+		budget = (size_t)(rl.rlim_cur / 2);
+	vfsd_inode_fd_budget_set(budget); /* the children inherit it */
 
 	snprintf(root, sizeof(root), "%s/migration-bench-XXXXXX", base);
 	if (!mkdtemp(root))
@@ -566,10 +577,10 @@ int main(int argc, char **argv)
 		max_n = MAX(max_n, sizes[k]);
 
 	uname(&u);
-	printf("migration-bench: %s %s, %ld CPUs, RLIMIT_NOFILE %llu, tree in %s, median of %d "
-	       "runs\n",
+	printf("migration-bench: %s %s, %ld CPUs, RLIMIT_NOFILE %llu, inode fd budget %zu, tree "
+	       "in %s, median of %d runs\n",
 	       u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), (unsigned long long)rl.rlim_cur,
-	       root, nr);
+	       budget, root, nr);
 	print_load("at start");
 	uint64_t t0 = now_ns();
 	make_tree(max_n);
@@ -581,7 +592,8 @@ int main(int argc, char **argv)
 	       "re-open+commit ms | LOAD CPU ms |\n");
 	printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (size_t k = 0; k < n_sizes; k++) {
-		size_t n = sizes[k], need = n + n / PER_DIR + opens[k] + 64;
+		size_t n = sizes[k], files = budget ? MIN(n, budget) : n;
+		size_t need = files + n / PER_DIR + opens[k] + 64;
 
 		if (need > rl.rlim_cur) {
 			printf("| %zu | %zu | skipped: one side needs about %zu fds, RLIMIT_NOFILE "

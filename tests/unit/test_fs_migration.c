@@ -16,6 +16,7 @@
 
 #include "vfsd/chain_io.h"
 #include "vfsd/fs_migration.h"
+#include "vfsd/inode_table.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
 
@@ -38,6 +39,10 @@ static struct vfsd_passthrough *new_fs(void)
 
 static void setup(void)
 {
+#ifdef VFSD_TEST_FD_BUDGET
+	/* The same tests with every file held by its name (no fd): see inode_table.h. */
+	vfsd_inode_fd_budget_set(VFSD_TEST_FD_BUDGET);
+#endif
 	strcpy(dir, "/tmp/vfsd-fsm-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	dirfd_ = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

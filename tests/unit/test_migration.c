@@ -16,6 +16,7 @@
 
 #include "vfsd/chain_io.h"
 #include "vfsd/migration.h"
+#include "vfsd/inode_table.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
 
@@ -65,6 +66,10 @@ static void side_init(struct side *d)
 
 static void setup(void)
 {
+#ifdef VFSD_TEST_FD_BUDGET
+	/* The same tests with every file held by its name (no fd): see inode_table.h. */
+	vfsd_inode_fd_budget_set(VFSD_TEST_FD_BUDGET);
+#endif
 	struct rlimit rl;
 
 	/* Every inode holds an O_PATH fd, on both sides: as the daemon does, take them all. */

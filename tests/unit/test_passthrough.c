@@ -15,6 +15,7 @@
 
 #include "vfsd/chain_io.h"
 #include "vfsd/io.h"
+#include "vfsd/inode_table.h"
 #include "vfsd/passthrough.h"
 #include "vfsd/util.h"
 
@@ -41,6 +42,10 @@ static int count_fds(void)
 
 static void setup(void)
 {
+#ifdef VFSD_TEST_FD_BUDGET
+	/* The same tests with every file held by its name (no fd): see inode_table.h. */
+	vfsd_inode_fd_budget_set(VFSD_TEST_FD_BUDGET);
+#endif
 	struct vfsd_passthrough_config cfg = { .entry_timeout = 1.0, .attr_timeout = 1.5 };
 
 	fds_before = count_fds();
@@ -1134,12 +1139,116 @@ PT_TEST(getattr_by_inode_and_handle)
 	cr_assert_eq(ops->getattr(fs, &ctx, f, &gi, &ao), 0);
 	cr_assert_eq(ao.attr.size, 5);
 	cr_assert_eq(ao.attr.blksize, (uint32_t)host_stat("g").st_blksize);
-	/* The file is unlinked: the inode fd still answers. */
+	/* The file is unlinked on the host: the inode fd still answers. */
 	cr_assert_eq(unlinkat(dirfd_, "g", 0), 0);
 	gi.getattr_flags = 0;
+#ifdef VFSD_TEST_FD_BUDGET
+	/* Held by its name only, it is gone like an NFS file; the handle still answers. */
+	cr_assert_eq(ops->getattr(fs, &ctx, f, &gi, &ao), -ESTALE);
+	gi.getattr_flags = FUSE_GETATTR_FH;
+#endif
 	cr_assert_eq(ops->getattr(fs, &ctx, f, &gi, &ao), 0);
 	cr_assert_eq(ao.attr.nlink, 0);
 	cr_assert_eq(ops->getattr(fs, &ctx, 777, &gi, &ao), -ENOENT);
+}
+
+/* ---- the fd budget: files held by their name (inode_table.h) ---- */
+
+PT_TEST(fdless_files_hold_no_fd_and_work)
+{
+	struct fuse_open_out o;
+	struct fuse_release_in ri = { 0 };
+	struct fuse_attr_out ao;
+	struct fuse_setattr_in si = { .valid = FATTR_MODE, .mode = S_IFREG | 0600 };
+	char name[32], buf[64];
+	size_t held;
+	uint64_t id[20], sl;
+
+	vfsd_inode_fd_budget_set(1);
+	cr_assert_eq(mkdirat(dirfd_, "d", 0755), 0);
+	uint64_t d = lookup_ok(FUSE_ROOT_ID, "d", NULL);
+	held = vfsd_inode_fds_held();
+	for (int k = 0; k < 20; k++) {
+		snprintf(name, sizeof(name), "d/f%d", k);
+		host_write(name, "hello");
+		snprintf(name, sizeof(name), "f%d", k);
+		id[k] = lookup_ok(d, name, NULL);
+	}
+	cr_assert_eq(vfsd_inode_fds_held(), held, "files past the budget hold no fd");
+	for (int k = 0; k < 20; k++) {
+		cr_assert_eq(ops->getattr(fs, &ctx, id[k], NULL, &ao), 0);
+		cr_assert_eq(ao.attr.size, 5);
+		cr_assert_eq(ops->open(fs, &ctx, id[k], O_RDONLY, &o), 0);
+		cr_assert_eq(pt_read_data(id[k], o.fh, 0, 5, buf, sizeof(buf)), 5);
+		cr_assert_str_eq(buf, "hello");
+		ri.fh = o.fh;
+		cr_assert_eq(ops->release(fs, &ctx, id[k], &ri), 0);
+	}
+	cr_assert_eq(ops->setattr(fs, &ctx, id[0], &si, &ao), 0);
+	cr_assert_eq(host_stat("d/f0").st_mode & 07777, 0600);
+	cr_assert_eq(symlinkat("target", dirfd_, "d/sl"), 0);
+	sl = lookup_ok(d, "sl", NULL);
+	cr_assert_eq(ops->readlink(fs, &ctx, sl, buf, sizeof(buf)), 6);
+	cr_assert_eq(memcmp(buf, "target", 6), 0);
+	/* Renamed by the guest: the location follows. */
+	cr_assert_eq(ops->rename(fs, &ctx, d, "f1", FUSE_ROOT_ID, "moved", 0), 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, id[1], NULL, &ao), 0);
+	cr_assert_eq(ao.attr.ino, host_stat("moved").st_ino);
+	cr_assert_eq(vfsd_inode_fds_held(), held);
+	vfsd_inode_fd_budget_set(0);
+}
+
+PT_TEST(fdless_host_side_swap_is_estale_and_never_blocks)
+{
+	struct fuse_attr_out ao;
+	struct fuse_open_out o;
+	uint64_t f;
+
+	vfsd_inode_fd_budget_set(1);
+	host_write("f", "x");
+	f = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	/* The host renames our file away and puts a FIFO at its name. */
+	cr_assert_eq(renameat(dirfd_, "f", dirfd_, "elsewhere"), 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), -ESTALE);
+	cr_assert_eq(mkfifoat(dirfd_, "f", 0644), 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), -ESTALE);
+	cr_assert_eq(ops->open(fs, &ctx, f, O_RDONLY, &o), -ESTALE, "must not block on the FIFO");
+	/* A symlink in its place is not followed. */
+	cr_assert_eq(unlinkat(dirfd_, "f", 0), 0);
+	cr_assert_eq(symlinkat("elsewhere", dirfd_, "f"), 0);
+	cr_assert_eq(ops->open(fs, &ctx, f, O_RDONLY, &o), -ESTALE);
+	/* Put back, it is found again. */
+	cr_assert_eq(unlinkat(dirfd_, "f", 0), 0);
+	cr_assert_eq(renameat(dirfd_, "elsewhere", dirfd_, "f"), 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), 0);
+	vfsd_inode_fd_budget_set(0);
+}
+
+PT_TEST(fdless_inode_gets_an_fd_before_it_loses_a_name)
+{
+	struct fuse_attr_out ao;
+	size_t held;
+	uint64_t f, v;
+
+	vfsd_inode_fd_budget_set(1);
+	host_write("f", "x");
+	cr_assert_eq(linkat(dirfd_, "f", dirfd_, "g", 0), 0);
+	f = lookup_ok(FUSE_ROOT_ID, "f", NULL);
+	held = vfsd_inode_fds_held();
+	/* Unlinking the name it is known by: it keeps working through an fd. */
+	cr_assert_eq(ops->unlink(fs, &ctx, FUSE_ROOT_ID, "f"), 0);
+	cr_assert_eq(vfsd_inode_fds_held(), held + 1);
+	cr_assert_eq(ops->getattr(fs, &ctx, f, NULL, &ao), 0);
+	cr_assert_eq(ao.attr.nlink, 1);
+	/* Renamed over (no other lookup keeps it as an orphan: it has two links). */
+	host_write("victim", "y");
+	cr_assert_eq(linkat(dirfd_, "victim", dirfd_, "victim2", 0), 0);
+	v = lookup_ok(FUSE_ROOT_ID, "victim", NULL);
+	cr_assert_eq(ops->rename(fs, &ctx, FUSE_ROOT_ID, "g", FUSE_ROOT_ID, "victim", 0), 0);
+	cr_assert_eq(ops->getattr(fs, &ctx, v, NULL, &ao), 0);
+	cr_assert_eq(ao.attr.nlink, 1);
+	cr_assert_eq(ao.attr.ino, host_stat("victim2").st_ino);
+	vfsd_inode_fd_budget_set(0);
 }
 
 PT_TEST(statfs)
