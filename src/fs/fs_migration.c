@@ -57,8 +57,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "hmap.h"
 #include "passthrough-internal.h"
 #include "vfsd/util.h"
 
@@ -498,8 +500,204 @@ struct vfsd_fs_restore {
 	struct vfsd_handle_table *handles;
 	int mount_fd; /* the shared dir, O_RDONLY (open_by_handle_at refuses O_PATH), or -errno */
 	size_t n_invalid;
+	struct hmap dirs;      /* parent node id -> struct dirlist */
+	size_t listed_entries; /* over every listing, capped by MAX_LISTED */
 	char error[512];
 };
+
+/*
+ * Directory listings. Finding 100,000 files again is 100,000 fstatat()s,
+ * most of the destination's switch-over; a directory with many files to
+ * find is cheaper to read once with getdents64 (name, d_ino, d_type for a
+ * hundred entries per call). A directory is listed once the files asked of
+ * it could have paid for reading it (ASK_RATIO files per estimated entry),
+ * so a huge directory with one looked-up file is never read; d_type
+ * DT_UNKNOWN, or no listing, falls back to fstatat.
+ */
+#define ASK_RATIO  64
+#define ASK_MIN	   4
+#define MAX_LISTED (2u << 20) /* entries over all listings */
+#define DENTS_BUF  (64 * 1024)
+#define LIST_CHUNK (64 * 1024)
+
+struct dent {
+	struct vfsd_hlink link;
+	uint64_t ino;
+	uint8_t type; /* DT_* */
+	char name[];
+};
+
+struct dirlist {
+	struct vfsd_hlink link; /* in r->dirs */
+	uint64_t nodeid;
+	uint64_t asked, est_entries;
+	bool listed, failed;
+	struct hmap names;
+	char *chunk; /* the current arena chunk; each starts with a pointer to the previous */
+	size_t used;
+};
+
+static bool is_dot_name(const char *n)
+{
+	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+	return hmap_mix(h);
+}
+
+static void *dirlist_alloc(struct dirlist *d, size_t size)
+{
+	void *p;
+
+	size = (size + 7) & ~(size_t)7;
+	if (size > LIST_CHUNK - sizeof(char *))
+		return NULL;
+	if (!d->chunk || d->used + size > LIST_CHUNK) {
+		char *c = malloc(LIST_CHUNK);
+
+		if (!c)
+			return NULL;
+		memcpy(c, &d->chunk, sizeof(char *));
+		d->chunk = c;
+		d->used = sizeof(char *);
+	}
+	p = d->chunk + d->used;
+	d->used += size;
+	return p;
+}
+
+static void dirlist_free(struct dirlist *d)
+{
+	while (d->chunk) {
+		char *prev;
+
+		memcpy(&prev, d->chunk, sizeof(char *));
+		free(d->chunk);
+		d->chunk = prev;
+	}
+	hmap_done(&d->names);
+	free(d);
+}
+
+/* Read @dirfd (O_PATH) whole into @d; false when it could not (d->failed). */
+static bool dirlist_read(struct vfsd_fs_restore *r, struct dirlist *d, int dirfd)
+{
+	_cleanup_close_ int fd = RET_NERRNO(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	_cleanup_free_ char *buf = malloc(DENTS_BUF);
+	long n;
+
+	if (fd < 0 || !buf || hmap_init(&d->names) < 0)
+		return false;
+	while ((n = syscall(SYS_getdents64, fd, buf, DENTS_BUF)) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + off);
+			size_t len = strlen(e->d_name);
+			struct dent *de;
+
+			off += e->d_reclen;
+			if (is_dot_name(e->d_name))
+				continue;
+			if (r->listed_entries >= MAX_LISTED)
+				return false;
+			de = dirlist_alloc(d, sizeof(*de) + len + 1);
+			if (!de)
+				return false;
+			de->ino = e->d_ino;
+			de->type = e->d_type;
+			memcpy(de->name, e->d_name, len + 1);
+			hmap_insert(&d->names, &de->link, name_hash(de->name));
+			r->listed_entries++;
+		}
+	}
+	return n == 0;
+}
+
+/*
+ * What the listing of @p says of @name: 1 (found, *@st has its type and
+ * inode number, st_dev the parent's), 0 (not there), or -1 (no listing or
+ * no d_type: ask fstatat).
+ */
+static int dirlist_find(struct vfsd_fs_restore *r, struct vfsd_inode *p, const char *name,
+			struct stat *st)
+{
+	uint64_t h = hmap_mix(p->nodeid);
+	struct dirlist *d = NULL;
+
+	for (struct vfsd_hlink *l = hmap_bucket(&r->dirs, h); l; l = l->next) {
+		struct dirlist *x = container_of(l, struct dirlist, link);
+		if (l->hash == h && x->nodeid == p->nodeid) {
+			d = x;
+			break;
+		}
+	}
+	if (!d) {
+		struct stat ds;
+
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return -1;
+		d->nodeid = p->nodeid;
+		d->est_entries = fstat(p->fd, &ds) == 0 ? (uint64_t)ds.st_size / 24 : UINT64_MAX;
+		hmap_insert(&r->dirs, &d->link, h);
+	}
+	if (!d->listed && !d->failed) {
+		d->asked++;
+		if (d->asked < ASK_MIN || d->asked * ASK_RATIO < d->est_entries)
+			return -1;
+		d->listed = dirlist_read(r, d, p->fd);
+		d->failed = !d->listed;
+		if (d->failed)
+			return -1;
+	}
+	if (!d->listed)
+		return -1;
+	h = name_hash(name);
+	for (struct vfsd_hlink *l = hmap_bucket(&d->names, h); l; l = l->next) {
+		struct dent *de = container_of(l, struct dent, link);
+		if (l->hash != h || strcmp(de->name, name) != 0)
+			continue;
+		if (de->type == DT_UNKNOWN)
+			return -1;
+		memset(st, 0, sizeof(*st));
+		st->st_dev = (dev_t)p->dev;
+		st->st_ino = (ino_t)de->ino;
+		st->st_mode = DTTOIF(de->type);
+		return 1;
+	}
+	return 0;
+}
+
+static void dirs_free(struct vfsd_fs_restore *r)
+{
+	struct vfsd_hlink *pos, *tmp;
+
+	if (!r->dirs.buckets)
+		return;
+	hmap_for_each_link(&r->dirs, pos, tmp)
+	{
+		dirlist_free(container_of(pos, struct dirlist, link));
+	}
+	hmap_done(&r->dirs);
+}
+
+/* Find @name in @p: the listing, or fstatat. */
+static int find_child(struct vfsd_fs_restore *r, struct vfsd_inode *p, const char *name,
+		      struct stat *st)
+{
+	int k = dirlist_find(r, p, name, st);
+
+	if (k == 1)
+		return 0;
+	if (k == 0)
+		return -ENOENT;
+	return RET_NERRNO(fstatat(p->fd, name, st, AT_SYMLINK_NOFOLLOW));
+}
 
 static int fail(struct vfsd_fs_restore *r, int err, const char *fmt, ...) _printf_(3, 4);
 static int fail(struct vfsd_fs_restore *r, int err, const char *fmt, ...)
@@ -525,6 +723,10 @@ int vfsd_fs_restore_begin(struct vfsd_passthrough *fs, struct vfsd_fs_restore **
 		return -ENOMEM;
 	r->fs = fs;
 	r->mount_fd = -EBADF;
+	if (hmap_init(&r->dirs) < 0) {
+		free(r);
+		return -ENOMEM;
+	}
 	err = vfsd_inode_table_new(0, &r->inodes);
 	if (err < 0)
 		goto fail;
@@ -806,7 +1008,7 @@ int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_
 		err = rec_parent(r, rec, &parent);
 		if (err < 0)
 			goto failed;
-		err = RET_NERRNO(fstatat(parent->fd, rec->name, &st, AT_SYMLINK_NOFOLLOW));
+		err = find_child(r, parent, rec->name, &st);
 		if (err < 0) {
 			fail(r, err, "inode %" PRIu64 ": open %s in %" PRIu64, rec->nodeid,
 			     rec->name, rec->parent);
@@ -973,6 +1175,7 @@ void vfsd_fs_restore_commit(struct vfsd_fs_restore *r)
 	vfsd_inode_table_free(old_inodes);
 	if (r->mount_fd >= 0)
 		close(r->mount_fd);
+	dirs_free(r);
 	free(r);
 }
 
@@ -984,5 +1187,6 @@ void vfsd_fs_restore_abort(struct vfsd_fs_restore *r)
 	vfsd_inode_table_free(r->inodes);
 	if (r->mount_fd >= 0)
 		close(r->mount_fd);
+	dirs_free(r);
 	free(r);
 }

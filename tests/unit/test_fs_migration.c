@@ -730,6 +730,59 @@ Test(fsm, lenient_restore_gives_eio_on_the_missing_inode_only)
 	cr_assert_eq(ops->getattr(dst, &ctx, b, NULL, &ao), -ENOENT);
 }
 
+/*
+ * A directory with many files to find is read once (getdents64) instead of
+ * one fstatat per file: the listing must judge exactly as fstatat would.
+ */
+Test(fsm, many_files_in_one_directory_are_checked_by_listing)
+{
+	struct recs c;
+	char name[32], why[512] = "";
+	struct fuse_attr_out ao;
+	uint64_t d, f[40];
+
+	d = mkdir_on(src, FUSE_ROOT_ID, "d");
+	for (int k = 0; k < 40; k++) {
+		snprintf(name, sizeof(name), "f%d", k);
+		f[k] = create_on(src, d, name, O_RDWR, NULL);
+	}
+	collect(src, 0, &c);
+	/* The host: f30 gone, a symlink in f31's place, another file in f32's. */
+	cr_assert_eq(unlinkat(dirfd_, "d/f30", 0), 0);
+	cr_assert_eq(unlinkat(dirfd_, "d/f31", 0), 0);
+	cr_assert_eq(symlinkat("f0", dirfd_, "d/f31"), 0);
+	host_write("d/other", "x");
+	cr_assert_eq(renameat(dirfd_, "d/other", dirfd_, "d/f32"), 0);
+
+	dst = new_fs();
+	cr_assert_eq(restore_all(dst, &c, 0, why, sizeof(why)), -ENOENT);
+	cr_assert(strstr(why, "open f30 in") != NULL, "reason: %s", why);
+	vfsd_passthrough_free(dst);
+
+	/* The one that went is put back: now the symlink is the first wrong one. */
+	host_write("d/f30", "back");
+	dst = new_fs();
+	cr_assert_eq(restore_all(dst, &c, 0, why, sizeof(why)), -ESTALE);
+	cr_assert(strstr(why, "type 0120000") != NULL, "reason: %s", why);
+	vfsd_passthrough_free(dst);
+
+	cr_assert_eq(unlinkat(dirfd_, "d/f30", 0), 0);
+	dst = new_fs();
+	cr_assert_eq(restore_all(dst, &c, VFSD_FS_RESTORE_LENIENT | VFSD_FS_RESTORE_VERIFY_INO, why,
+				 sizeof(why)),
+		     0, "%s", why);
+	for (int k = 0; k < 40; k++) {
+		int want = (k >= 30 && k <= 32) ? -EIO : 0;
+		cr_assert_eq(ops->getattr(dst, &ctx, f[k], NULL, &ao), want, "f%d", k);
+		if (want == 0) {
+			snprintf(name, sizeof(name), "d/f%d", k);
+			struct stat st;
+			cr_assert_eq(fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+			cr_assert_eq(ao.attr.ino, st.st_ino);
+		}
+	}
+}
+
 Test(fsm, file_handle_mode_round_trip)
 {
 	struct recs c;
