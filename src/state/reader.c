@@ -3,11 +3,13 @@
  * state: the validating reader.
  *
  * One line at a time: bytes come in 64 KiB reads, a line is assembled in a
- * buffer that may grow to limits.max_line and no further, json-c parses that
- * line alone (strict, UTF-8 validated) and the object is dropped before the
- * next line. What stays is the model, bounded by limits.max_inodes and
- * limits.max_handles; nothing the blob says (counts in the trailer, lengths)
- * sizes an allocation.
+ * buffer that may grow to limits.max_line and no further, and jsonline.c
+ * parses that line alone (strict RFC 8259, UTF-8 validated, no duplicate
+ * keys) into a flat token array; fields are looked up in it directly. Line
+ * buffer, tokens and unescaped strings are reused from line to line, so
+ * after the first few lines parsing allocates nothing. What stays is the
+ * model, bounded by limits.max_inodes and limits.max_handles; nothing the
+ * blob says (counts in the trailer, lengths) sizes an allocation.
  *
  * Every check reports a problem naming the line, the record kind, the field
  * and what was wrong. Without a report callback the first problem ends the
@@ -20,14 +22,13 @@
  */
 #include "state-internal.h"
 
+#include "jsonline.h"
 #include "vfsd/util.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
-#define RBUF_SIZE  (64 * 1024)
-#define JSON_DEPTH 16 /* our records nest 2 deep; leave room for later optional fields */
+#define RBUF_SIZE (64 * 1024)
 
 struct reader {
 	vfsd_state_read_fn fn;
@@ -49,12 +50,21 @@ struct reader {
 	size_t line_cap;
 	uint64_t lineno;
 
-	json_tokener *tok;
+	struct jl_parser jp; /* nesting: JL_MAX_DEPTH; records nest 2 deep, the rest is for later */
 	struct vfsd_state *s;
 	uint32_t crc;
 	bool header_seen, session_seen, root_seen, trailer_seen;
 	uint64_t records, inodes, handles;
 	bool orphans, file_handles; /* required features the header declared */
+	/*
+	 * Shortcuts past the id indexes: blobs list ids in ascending order
+	 * and children next to each other, so a new id above every id so far
+	 * cannot be a duplicate, and the parent is often the last one.
+	 */
+	uint64_t max_id;  /* the largest inode id in the model; 0: none */
+	uint64_t fh_end;  /* the largest fh in the model + 1; 0: none */
+	uint64_t last_id; /* the last inode inode_at() found ... */
+	size_t last_pos;  /* ... and its position in s->inodes */
 };
 
 /* Record a problem; returns -EBADMSG so callers can "return problem(...)". */
@@ -94,10 +104,13 @@ static int failure(struct reader *rd, int code, const char *what)
 }
 
 /*
- * Next line, without its newline. Returns 1 with a line, 0 at a clean EOF,
- * -EBADMSG (truncated or too long; reported) or -errno (I/O).
+ * Next line, without its newline; (*ret)[*ret_len] is that newline, so the
+ * CRC takes line and newline in one go. A line that lies whole in the read
+ * buffer is used in place; one that straddles reads is assembled in
+ * rd->line. Returns 1 with a line, 0 at a clean EOF, -EBADMSG (truncated or
+ * too long; reported) or -errno (I/O).
  */
-static int next_line(struct reader *rd, char **ret, size_t *ret_len)
+static int next_line(struct reader *rd, const char **ret, size_t *ret_len)
 {
 	size_t len = 0;
 
@@ -128,6 +141,13 @@ static int next_line(struct reader *rd, char **ret, size_t *ret_len)
 		if (len + n + 1 > rd->lim.max_line)
 			return problem(rd, true, rd->lineno + 1, NULL, NULL,
 				       "line longer than the limit of %zu bytes", rd->lim.max_line);
+		if (nl && len == 0) {
+			*ret = rd->rbuf + rd->rpos;
+			*ret_len = n;
+			rd->rpos += n + 1;
+			rd->lineno++;
+			return 1;
+		}
 		need = len + n + 1;
 		if (need > rd->line_cap) {
 			size_t cap = rd->line_cap ? rd->line_cap : 4096;
@@ -147,7 +167,7 @@ static int next_line(struct reader *rd, char **ret, size_t *ret_len)
 		rd->rpos += n;
 		if (nl) {
 			rd->rpos++; /* the newline */
-			rd->line[len] = 0;
+			rd->line[len] = '\n';
 			rd->lineno++;
 			*ret = rd->line;
 			*ret_len = len;
@@ -164,7 +184,7 @@ static int next_line(struct reader *rd, char **ret, size_t *ret_len)
 
 struct rec {
 	struct reader *rd;
-	json_object *obj;
+	const struct jl_tok *obj; /* a JL_OBJECT */
 	const char *kind;
 	const char *prefix; /* "fuse." for nested fields, else "" */
 	bool bad;	    /* a problem was reported for this record */
@@ -185,72 +205,84 @@ static int rec_problem(struct rec *r, const char *key, const char *fmt, ...)
 	return problem(r->rd, false, r->rd->lineno, r->kind, field, "%s", reason);
 }
 
-/* Returns 1 present, 0 absent (reported when required), -EBADMSG wrong. */
-static int get(struct rec *r, const char *key, bool required, json_type type, json_object **ret)
+/* The value of @key in the record (or nested object), or NULL. */
+static inline const struct jl_tok *member(const struct rec *r, const char *key)
 {
-	json_object *v;
+	return jl_member(r->obj, key, strlen(key));
+}
 
-	if (!json_object_object_get_ex(r->obj, key, &v)) {
+static bool has_key(const struct rec *r, const char *key)
+{
+	return member(r, key) != NULL;
+}
+
+/* Returns 1 present, 0 absent (reported when required), -EBADMSG wrong. */
+static int get(struct rec *r, const char *key, bool required, enum jl_type type,
+	       const struct jl_tok **ret)
+{
+	const struct jl_tok *v = member(r, key);
+
+	if (!v) {
 		if (required)
 			return rec_problem(r, key, "missing");
 		return 0;
 	}
-	if (!json_object_is_type(v, type))
+	if (v->type != type)
 		return rec_problem(r, key, "must be %s, not %s",
-				   type == json_type_int       ? "an integer"
-				   : type == json_type_string  ? "a string"
-				   : type == json_type_boolean ? "true or false"
-				   : type == json_type_object  ? "an object"
-				   : type == json_type_array   ? "an array"
-							       : "something else",
-				   v ? json_type_to_name(json_object_get_type(v)) : "null");
+				   type == JL_INT      ? "an integer"
+				   : type == JL_STRING ? "a string"
+				   : type == JL_BOOL   ? "true or false"
+				   : type == JL_OBJECT ? "an object"
+				   : type == JL_ARRAY  ? "an array"
+						       : "something else",
+				   jl_type_name(v->type));
 	*ret = v;
 	return 1;
 }
 
 /*
- * An unsigned integer up to @max. json-c parses what does not fit in 64 bits
- * as UINT64_MAX (or INT64_MIN), so UINT64_MAX itself is out of range too.
+ * An unsigned integer up to @max. UINT64_MAX itself is out of range too:
+ * the format has always said u64 fields take 0 .. 2^64-2 (json-c, which
+ * read blobs before, turned any larger literal into 2^64-1), and the parser
+ * saturates at it. "-0" is 0, as it was.
  */
 static int get_uint(struct rec *r, const char *key, bool required, uint64_t max, uint64_t *ret)
 {
-	json_object *v;
-	uint64_t u;
-	int k = get(r, key, required, json_type_int, &v);
+	const struct jl_tok *v;
+	int k = get(r, key, required, JL_INT, &v);
 
 	if (k <= 0)
 		return k;
-	if (json_object_get_int64(v) < 0)
+	if (v->neg && v->u != 0)
 		return rec_problem(r, key, "must not be negative");
-	u = json_object_get_uint64(v);
-	if (u > max || u == UINT64_MAX)
+	if (v->u > max || v->u == UINT64_MAX)
 		return rec_problem(r, key, "out of range (at most %llu)",
 				   (unsigned long long)(max == UINT64_MAX ? max - 1 : max));
-	*ret = u;
+	*ret = v->u;
 	return 1;
 }
 
 static int get_bool(struct rec *r, const char *key, bool required, bool *ret)
 {
-	json_object *v;
-	int k = get(r, key, required, json_type_boolean, &v);
+	const struct jl_tok *v;
+	int k = get(r, key, required, JL_BOOL, &v);
 
 	if (k > 0)
-		*ret = json_object_get_boolean(v);
+		*ret = v->b;
 	return k;
 }
 
-/* A string without NUL bytes (json-c allows "\u0000"). */
+/* A string without NUL bytes (JSON allows "\u0000"); NUL-terminated. */
 static int get_str(struct rec *r, const char *key, bool required, const char **ret, size_t *len)
 {
-	json_object *v;
-	int k = get(r, key, required, json_type_string, &v);
+	const struct jl_tok *v;
+	int k = get(r, key, required, JL_STRING, &v);
 
 	if (k <= 0)
 		return k;
-	*ret = json_object_get_string(v);
-	*len = (size_t)json_object_get_string_len(v);
-	if (strlen(*ret) != *len)
+	*ret = v->s;
+	*len = v->n;
+	if (memchr(v->s, 0, v->n))
 		return rec_problem(r, key, "contains a NUL character");
 	return 1;
 }
@@ -289,15 +321,14 @@ static int get_hex(struct rec *r, const char *key, bool required, size_t max, ui
 	return 1;
 }
 
-/* A file name, as "<key>" (UTF-8) or "<key>_hex" (any bytes); one of them. */
-static int get_name(struct rec *r, const char *key, char **ret)
+/* A file name, as "<key>" (UTF-8) or "<hexkey>" (any bytes); one of them. */
+static int get_name(struct rec *r, const char *key, const char *hexkey, char **ret)
 {
-	char hexkey[32], buf[VFSD_STATE_NAME_MAX + 1];
+	char buf[VFSD_STATE_NAME_MAX + 1];
 	const char *s = NULL;
 	size_t len = 0;
 	int a, b;
 
-	snprintf(hexkey, sizeof(hexkey), "%s_hex", key);
 	a = get_str(r, key, false, &s, &len);
 	if (a < 0)
 		return a;
@@ -336,7 +367,7 @@ static int get_path(struct rec *r, char **ret)
 	if (a > 0 && len > VFSD_STATE_PATH_MAX)
 		return rec_problem(r, "path", "%zu bytes long, more than %d", len,
 				   VFSD_STATE_PATH_MAX);
-	if (json_object_object_get_ex(r->obj, "path_hex", NULL)) {
+	if (has_key(r, "path_hex")) {
 		buf = malloc(VFSD_STATE_PATH_MAX + 1);
 		if (!buf)
 			return failure(r->rd, -ENOMEM, "reading the blob");
@@ -361,32 +392,26 @@ static int get_path(struct rec *r, char **ret)
 	return 1;
 }
 
-static bool has_key(json_object *o, const char *key)
-{
-	return json_object_object_get_ex(o, key, NULL);
-}
-
 /* ---- records ----------------------------------------------------------------------------- */
 
 static int features(struct rec *r, const char *key, bool required)
 {
 	struct vfsd_state_header *h = &r->rd->s->header;
-	json_object *arr;
+	const struct jl_tok *arr, *v;
 	size_t n;
-	int k = get(r, key, true, json_type_array, &arr);
+	int k = get(r, key, true, JL_ARRAY, &arr);
 
 	if (k <= 0)
 		return k;
-	n = json_object_array_length(arr);
+	n = arr->n;
 	if (n > VFSD_STATE_MAX_FEATURES)
 		return rec_problem(r, key, "%zu features, more than %d", n,
 				   VFSD_STATE_MAX_FEATURES);
-	for (size_t i = 0; i < n; i++) {
-		json_object *v = json_object_array_get_idx(arr, i);
-		const char *name = json_object_get_string(v);
+	v = arr + 1;
+	for (size_t i = 0; i < n; i++, v = jl_next(v)) {
+		const char *name = v->s;
 
-		if (!json_object_is_type(v, json_type_string) ||
-		    !state_feature_ok(name, (size_t)json_object_get_string_len(v)))
+		if (v->type != JL_STRING || !state_feature_ok(name, v->n))
 			return rec_problem(r, key,
 					   "entry %zu is not a feature name ([a-z0-9-]{1,63})", i);
 		if (required && strcmp(name, VFSD_STATE_FEATURE_ORPHANS) != 0 &&
@@ -456,7 +481,7 @@ static void do_session(struct rec *r)
 {
 	struct reader *rd = r->rd;
 	struct vfsd_state_session ss = { 0 };
-	json_object *fuse;
+	const struct jl_tok *fuse;
 	const char *mode;
 	size_t len;
 	uint64_t v;
@@ -471,7 +496,7 @@ static void do_session(struct rec *r)
 	}
 	rd->session_seen = true;
 	get_bool(r, "initialized", true, &ss.initialized);
-	if (get(r, "fuse", ss.initialized, json_type_object, &fuse) > 0 && ss.initialized) {
+	if (get(r, "fuse", ss.initialized, JL_OBJECT, &fuse) > 0 && ss.initialized) {
 		struct rec f = { .rd = rd, .obj = fuse, .kind = r->kind, .prefix = "fuse." };
 
 		if (get_uint(&f, "major", true, UINT32_MAX, &v) > 0) {
@@ -509,7 +534,16 @@ static void do_session(struct rec *r)
 
 static const struct vfsd_state_inode *inode_at(struct reader *rd, uint64_t id)
 {
-	return vfsd_state_inode_by_id(rd->s, id);
+	ssize_t i;
+
+	/* the model only grows, so a position stays right (0 is never an id) */
+	if (id == rd->last_id && id)
+		return &rd->s->inodes[rd->last_pos];
+	if (id > rd->max_id || (i = index_find(rd->s->inode_index, id)) < 0)
+		return NULL;
+	rd->last_id = id;
+	rd->last_pos = (size_t)i;
+	return &rd->s->inodes[i];
 }
 
 static void do_inode(struct rec *r)
@@ -519,7 +553,7 @@ static void do_inode(struct rec *r)
 	struct vfsd_state_inode in = { 0 };
 	uint8_t fh[VFSD_STATE_HANDLE_MAX + 1];
 	const struct vfsd_state_inode *p;
-	json_object *fho;
+	const struct jl_tok *fho;
 	const char *type;
 	size_t len;
 	bool id_ok = false;
@@ -541,7 +575,7 @@ static void do_inode(struct rec *r)
 		else if (ss->next_nodeid && in.id >= ss->next_nodeid)
 			rec_problem(r, "id", "%llu is not below the session's next_nodeid %llu",
 				    (unsigned long long)in.id, (unsigned long long)ss->next_nodeid);
-		else if (index_find(rd->s->inode_index, in.id) >= 0)
+		else if (in.id <= rd->max_id && index_find(rd->s->inode_index, in.id) >= 0)
 			rec_problem(r, "id", "duplicate id %llu", (unsigned long long)in.id);
 		else
 			id_ok = true;
@@ -563,10 +597,10 @@ static void do_inode(struct rec *r)
 		goto out;
 
 	k = get_uint(r, "parent", false, UINT64_MAX, &in.parent);
-	if (get_name(r, "name", &in.name) < 0 || rd->stop)
+	if (get_name(r, "name", "name_hex", &in.name) < 0 || rd->stop)
 		goto out;
 	if (in.id == 1) {
-		if (in.parent || in.name || has_key(r->obj, "parent"))
+		if (in.parent || in.name || has_key(r, "parent"))
 			rec_problem(r, in.name ? "name" : "parent",
 				    "the root has no parent and no name");
 		if (in.type != VFSD_STATE_T_DIR && in.type != VFSD_STATE_T_UNKNOWN)
@@ -593,13 +627,13 @@ static void do_inode(struct rec *r)
 		rec_problem(r, "path", "the root has no path");
 	if (rd->stop)
 		goto out;
-	if (get_name(r, "orphan", &in.orphan) > 0 && !rd->orphans)
+	if (get_name(r, "orphan", "orphan_hex", &in.orphan) > 0 && !rd->orphans)
 		rec_problem(r, "orphan", "used without \"orphans\" in required_features");
 	if (rd->stop)
 		goto out;
 	if (get_uint(r, "ino", false, UINT64_MAX, &in.ino) > 0)
 		in.has_ino = true;
-	if (get(r, "file_handle", false, json_type_object, &fho) > 0) {
+	if (get(r, "file_handle", false, JL_OBJECT, &fho) > 0) {
 		struct rec f = { .rd = rd, .obj = fho, .kind = r->kind, .prefix = "file_handle." };
 		uint64_t v;
 		size_t n;
@@ -620,10 +654,9 @@ static void do_inode(struct rec *r)
 		r->bad |= f.bad;
 	}
 	/* Neither parent + name nor a path: the orphan name or the file handle must locate it. */
-	if (in.id != 1 && k == 0 && !in.name && !has_key(r->obj, "orphan") &&
-	    !has_key(r->obj, "orphan_hex") && !has_key(r->obj, "path") &&
-	    !has_key(r->obj, "path_hex")) {
-		if (!has_key(r->obj, "file_handle"))
+	if (in.id != 1 && k == 0 && !in.name && !has_key(r, "orphan") &&
+	    !has_key(r, "orphan_hex") && !has_key(r, "path") && !has_key(r, "path_hex")) {
+		if (!has_key(r, "file_handle"))
 			rec_problem(r, "parent",
 				    "missing: an inode needs parent and name, a path, an orphan "
 				    "name, or a file_handle");
@@ -638,8 +671,14 @@ out:
 	 * its children and handles are checked against it rather than each
 	 * reported as dangling; the model is not handed out anyway.
 	 */
-	if (id_ok && !rd->stop && state_take_inode(rd->s, &in) < 0)
-		failure(rd, -ENOMEM, "reading the blob");
+	if (id_ok && !rd->stop) {
+		uint64_t id = in.id;
+
+		if (state_take_inode(rd->s, &in) < 0)
+			failure(rd, -ENOMEM, "reading the blob");
+		else
+			rd->max_id = MAX(rd->max_id, id);
+	}
 	state_inode_clear(&in);
 }
 
@@ -661,7 +700,7 @@ static void do_handle(struct rec *r)
 		if (ss->next_nodeid && h.fh >= ss->next_fh)
 			rec_problem(r, "fh", "%llu is not below the session's next_fh %llu",
 				    (unsigned long long)h.fh, (unsigned long long)ss->next_fh);
-		else if (index_find(rd->s->handle_index, h.fh) >= 0)
+		else if (h.fh < rd->fh_end && index_find(rd->s->handle_index, h.fh) >= 0)
 			rec_problem(r, "fh", "duplicate fh %llu", (unsigned long long)h.fh);
 		else
 			fh_ok = true;
@@ -680,8 +719,12 @@ static void do_handle(struct rec *r)
 		if (!h.dir)
 			rec_problem(r, "dir_offset", "only directory handles have one");
 	}
-	if (fh_ok && !rd->stop && state_push_handle(rd->s, &h) < 0)
-		failure(rd, -ENOMEM, "reading the blob");
+	if (fh_ok && !rd->stop) {
+		if (state_push_handle(rd->s, &h) < 0)
+			failure(rd, -ENOMEM, "reading the blob");
+		else
+			rd->fh_end = MAX(rd->fh_end, h.fh + 1);
+	}
 }
 
 static void do_trailer(struct rec *r)
@@ -715,12 +758,13 @@ static void account(struct reader *rd, enum vfsd_state_kind k, size_t bytes)
 	rd->stats->bytes[k] += bytes;
 }
 
-static void do_line(struct reader *rd, char *line, size_t len)
+static void do_line(struct reader *rd, const char *line, size_t len)
 {
 	struct rec r = { .rd = rd, .prefix = "" };
 	enum vfsd_state_kind k = VFSD_STATE_K_OTHER;
-	json_object *kind;
+	const struct jl_tok *kind;
 	bool trailer = false;
+	int e;
 
 	bool is_header = !rd->header_seen;
 
@@ -737,34 +781,44 @@ static void do_line(struct reader *rd, char *line, size_t len)
 		problem(rd, false, rd->lineno, r.kind, NULL, "empty line");
 		goto out;
 	}
-	json_tokener_reset(rd->tok);
-	r.obj = json_tokener_parse_ex(rd->tok, line, (int)len);
-	if (!r.obj || json_tokener_get_error(rd->tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(rd->tok) != len) {
-		enum json_tokener_error je = json_tokener_get_error(rd->tok);
-
-		problem(rd, false, rd->lineno, r.kind, NULL, "not one JSON object: %s (byte %zu)",
-			je == json_tokener_continue || je == json_tokener_success
-			    ? "incomplete or followed by more"
-			    : json_tokener_error_desc(je),
-			json_tokener_get_parse_end(rd->tok));
+	e = jl_parse(&rd->jp, line, len);
+	if (e == -ENOMEM) {
+		failure(rd, e, "reading the blob");
 		goto out;
 	}
-	if (!json_object_is_type(r.obj, json_type_object)) {
+	if (e < 0 && rd->jp.dup) {
+		/* Readers that keep the first or the last one would disagree about the blob. */
+		problem(
+		    rd, false, rd->lineno, r.kind, NULL,
+		    "duplicate key \"%.*s\" (byte %zu): a key may appear only once in an object",
+		    (int)MIN(rd->jp.dup_len, (size_t)64), rd->jp.dup, rd->jp.err_off);
+		goto out;
+	}
+	if (e < 0) {
+		problem(rd, false, rd->lineno, r.kind, NULL, "not one JSON object: %s (byte %zu)",
+			rd->jp.why, rd->jp.err_off);
+		goto out;
+	}
+	r.obj = &rd->jp.tok[0];
+	if (r.obj->type != JL_OBJECT) {
 		problem(rd, false, rd->lineno, r.kind, NULL, "a %s, not a JSON object",
-			json_type_to_name(json_object_get_type(r.obj)));
+			jl_type_name(r.obj->type));
 		goto out;
 	}
 	if (is_header) {
 		do_header(&r);
 		goto out;
 	}
-	if (!json_object_object_get_ex(r.obj, "kind", &kind) ||
-	    !json_object_is_type(kind, json_type_string)) {
+	kind = member(&r, "kind");
+	if (!kind || kind->type != JL_STRING) {
 		problem(rd, false, rd->lineno, NULL, "kind", "missing or not a string");
 		goto out;
 	}
-	r.kind = json_object_get_string(kind);
+	if (memchr(kind->s, 0, kind->n)) {
+		problem(rd, false, rd->lineno, NULL, "kind", "contains a NUL character");
+		goto out;
+	}
+	r.kind = kind->s;
 	if (strcmp(r.kind, "trailer") == 0) {
 		trailer = true;
 		k = VFSD_STATE_K_TRAILER;
@@ -795,9 +849,8 @@ static void do_line(struct reader *rd, char *line, size_t len)
 	}
 out:
 	if (!trailer)
-		rd->crc = vfsd_crc32c(vfsd_crc32c(rd->crc, line, len), "\n", 1);
+		rd->crc = vfsd_crc32c(rd->crc, line, len + 1); /* with its newline */
 	account(rd, k, len + 1);
-	json_object_put(r.obj);
 }
 
 int vfsd_state_read_ex(vfsd_state_read_fn fn, void *opaque, const struct vfsd_state_read_opts *opts,
@@ -823,19 +876,18 @@ int vfsd_state_read_ex(vfsd_state_read_fn fn, void *opaque, const struct vfsd_st
 			memset(rd.stats, 0, sizeof(*rd.stats));
 	}
 	rd.lim.max_line = MAX(rd.lim.max_line, (size_t)2);
-	rd.lim.max_line = MIN(rd.lim.max_line, (size_t)INT32_MAX); /* json-c takes an int */
+	rd.lim.max_line = MIN(rd.lim.max_line, (size_t)INT32_MAX); /* token offsets are 32-bit */
+	jl_init(&rd.jp);
 	rd.rbuf = malloc(RBUF_SIZE);
-	rd.tok = json_tokener_new_ex(JSON_DEPTH);
 	r = vfsd_state_new(&rd.s);
-	if (!rd.rbuf || !rd.tok || r < 0) {
+	if (!rd.rbuf || r < 0) {
 		failure(&rd, -ENOMEM, "reading the blob");
 		goto out;
 	}
-	json_tokener_set_flags(rd.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	memset(&rd.s->header, 0, sizeof(rd.s->header));
 
 	while (!rd.stop) {
-		char *line = NULL;
+		const char *line = NULL;
 		size_t len = 0;
 
 		r = next_line(&rd, &line, &len);
@@ -858,8 +910,7 @@ int vfsd_state_read_ex(vfsd_state_read_fn fn, void *opaque, const struct vfsd_st
 out:
 	free(rd.rbuf);
 	free(rd.line);
-	if (rd.tok)
-		json_tokener_free(rd.tok);
+	jl_free(&rd.jp);
 	if (rd.problems) {
 		vfsd_state_free(rd.s);
 		return rd.code ? rd.code : -EBADMSG;

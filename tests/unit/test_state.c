@@ -913,7 +913,101 @@ Test(state, empty_lines_and_garbage)
 {
 	expect_bad(H S "\n" ROOT, 3, "", "", "empty line");
 	expect_bad(H S ROOT "  {\"kind\":\"inode\"} x\n", 4, "", "", "not one JSON object");
-	expect_bad(H S ROOT "7\n", 4, "", "", "not one JSON object");
+	expect_bad(H S ROOT "7\n", 4, "", "", "not a JSON object");
+}
+
+#define REC2(extra)                                                                                \
+	"{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"parent\":1,\"name\":"       \
+	"\"a\"" extra "}\n"
+
+/* The reader's own parser (src/state/jsonline.c): RFC 8259 and nothing more, no key twice. */
+Test(state, strict_json)
+{
+	/* the same key twice: readers keeping the first and the last would disagree */
+	expect_bad(H S ROOT REC2(",\"name\":\"b\""), 4, "", "", "duplicate key \"name\" (byte 70)");
+	expect_bad(H S ROOT REC2(",\"kind\":\"handle\""), 4, "", "", "duplicate key \"kind\"");
+	expect_bad(H S ROOT REC2(",\"n\\u0061me\":\"b\""), 4, "", "", "duplicate key \"name\"");
+	expect_bad(H S ROOT REC2(",\"file_handle\":{\"type\":1,\"type\":2}"), 4, "", "",
+		   "duplicate key \"type\"");
+	expect_bad(
+	    "{\"format\":\"vfsd-state\",\"version\":\"1.0\",\"version\":\"2.0\",\"producer\":"
+	    "\"t\",\"required_features\":[],\"optional_features\":[]}\n" S ROOT,
+	    1, "header", "", "duplicate key \"version\"");
+	/* a key with NUL in it would be cut short by C-string readers (json-c was one) */
+	expect_bad(H S ROOT REC2(",\"dir\\u0000x\":1"), 4, "", "", "a key with \\u0000 in it");
+	/* NUL in a value that must not have one */
+	expect_bad(H S ROOT INODE(2, 1, "a\\u0000b", "reg"), 4, "inode", "name",
+		   "contains a NUL character");
+	expect_bad(H S ROOT INODE(2, 1, "\\u0000", "reg"), 4, "inode", "name",
+		   "contains a NUL character");
+	expect_bad(H S ROOT "{\"kind\":\"inode\\u0000x\",\"id\":2}\n", 4, "", "kind",
+		   "contains a NUL character");
+	/* what json-c let through */
+	expect_bad(H S ROOT REC2(",\"ino\":00"), 4, "", "", "leading zero in a number");
+	expect_bad(H S ROOT REC2(",\"ino\":-01"), 4, "", "", "leading zero in a number");
+	expect_bad(H S ROOT REC2(",\"ino\":1."), 4, "", "", "no digit after the '.'");
+	expect_bad(H S ROOT REC2(",\"future\":NaN"), 4, "", "", "unexpected character");
+	expect_bad(H S ROOT REC2(",'future':1"), 4, "", "", "expected a key in double quotes");
+	expect_bad(H S ROOT INODE(2, 1, "tab\there", "reg"), 4, "", "", "control character");
+	expect_bad(H S ROOT INODE(2, 1, "\\ud800", "reg"), 4, "", "", "unpaired surrogate");
+	expect_bad(H S ROOT INODE(2, 1, "\\udc00\\ud800", "reg"), 4, "", "", "unpaired surrogate");
+	expect_bad(H S ROOT INODE(2, 1, "\xc0\xaf", "reg"), 4, "", "", "invalid utf-8"); /* '/' */
+	expect_bad(H S ROOT INODE(2, 1, "\xed\xa0\x80", "reg"), 4, "", "", "invalid utf-8");
+	expect_bad(H S ROOT INODE(2, 1, "\xf4\x90\x80\x80", "reg"), 4, "", "", "invalid utf-8");
+	expect_bad(H S ROOT "{\"kind\":\"inode\",\"id\":2}x\n", 4, "", "", "more after the value");
+	/* nesting: 16 levels in an unknown field are fine, 17 are not */
+	expect_bad(H S ROOT REC2(",\"x\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]"), 4, "", "",
+		   "nesting too deep");
+
+	/* still fine: whitespace, escapes, surrogate pairs, -0, 16 levels, huge unknowns */
+	_cleanup_free_ char *blob =
+	    seal(H S ROOT " \t{\"kind\":\"inode\", \"id\" : 2 ,\"nlookup\":-0,\"type\":\"dir\",\t"
+			  "\"parent\":1,\"name\":\"\\u00e9\\ud83d\\ude00\\\\\\\"\", \"x\":"
+			  "[[[[[[[[[[[[[[1]]]]]]]]]]]]]], \"y\":123456789012345678901234567890, "
+			  "\"z\":-1.5e300, \"\":\"\"}\r\n");
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
+
+	expect_good(blob, &s);
+	cr_assert_eq(s->n_inodes, 2);
+	cr_assert_eq(s->inodes[1].nlookup, 0);
+	cr_assert_str_eq(s->inodes[1].name, "\xc3\xa9\xf0\x9f\x98\x80\\\"");
+}
+
+/* Blobs list ids in order and children together; the reader's shortcuts must not change verdicts.
+ */
+Test(state, ids_out_of_order)
+{
+	_cleanup_free_ char *blob = seal(
+	    H S ROOT INODE(50, 1, "d", "dir") INODE(7, 50, "a", "reg") INODE(9, 1, "e", "dir")
+		INODE(8, 50, "b", "reg") INODE(3, 9, "c", "lnk") INODE(
+		    60, 50, "f",
+		    "reg") "{\"kind\":\"handle\",\"fh\":9,\"inode\":8,\"flags\":0,\"dir\":false}\n"
+			   "{\"kind\":\"handle\",\"fh\":2,\"inode\":50,\"flags\":0,\"dir\":true}\n"
+			   "{\"kind\":\"handle\",\"fh\":5,\"inode\":9,\"flags\":0,\"dir\":true}\n");
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
+
+	expect_good(blob, &s);
+	cr_assert_eq(s->n_inodes, 7);
+	cr_assert_eq(s->n_handles, 3);
+	expect_bad(H S ROOT INODE(50, 1, "d", "dir") INODE(7, 50, "a", "reg")
+		       INODE(7, 50, "b", "reg"),
+		   6, "inode", "id", "duplicate id 7");
+	expect_bad(H S ROOT INODE(50, 1, "d", "dir") INODE(7, 50, "a", "reg")
+		       INODE(8, 7, "b", "reg"),
+		   6, "inode", "parent", "parent 7 is a reg");
+	expect_bad(H S ROOT INODE(50, 1, "d", "dir") INODE(7, 50, "a", "reg")
+		       INODE(8, 50, "b", "reg") INODE(9, 51, "c", "reg"),
+		   7, "inode", "parent", "dangling parent 51");
+	expect_bad(H S ROOT INODE(50, 1, "d", "dir") INODE(7, 50, "a", "reg")
+		       INODE(8, 9, "b", "reg"),
+		   6, "inode", "parent", "dangling parent 9");
+	expect_bad(
+	    H S ROOT INODE(
+		50, 1, "d",
+		"dir") "{\"kind\":\"handle\",\"fh\":9,\"inode\":50,\"flags\":0,\"dir\":true}\n"
+		       "{\"kind\":\"handle\",\"fh\":2,\"inode\":50,\"flags\":0,\"dir\":true}\n"
+		       "{\"kind\":\"handle\",\"fh\":9,\"inode\":1,\"flags\":0,\"dir\":true}\n",
+	    7, "handle", "fh", "duplicate fh 9");
 }
 
 /* An endless line: the reader must give up at the limit, not buffer it all. */
