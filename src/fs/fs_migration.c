@@ -220,7 +220,7 @@ static void search_dir(struct search *s, int dirfd, size_t plen, unsigned int de
 		size_t nlen = strlen(e->d_name);
 		struct stat st;
 
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+		if (pt_is_dot_name(e->d_name))
 			continue;
 		if (depth == 0 && strcmp(e->d_name, VFSD_ORPHANS_DIR) == 0)
 			continue;
@@ -537,11 +537,6 @@ struct dirlist {
 	size_t used;
 };
 
-static bool is_dot_name(const char *n)
-{
-	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
-}
-
 static uint64_t name_hash(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
@@ -601,7 +596,7 @@ static bool dirlist_read(struct vfsd_fs_restore *r, struct dirlist *d, int dirfd
 			struct dent *de;
 
 			off += e->d_reclen;
-			if (is_dot_name(e->d_name))
+			if (pt_is_dot_name(e->d_name))
 				continue;
 			if (r->listed_entries >= MAX_LISTED)
 				return false;

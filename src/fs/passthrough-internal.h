@@ -37,6 +37,12 @@ struct vfsd_passthrough {
 	_Atomic uint64_t orphan_seq;  /* disambiguates orphan / hand-over names */
 };
 
+/** pt_is_dot_name() - whether @name is "." or "..". */
+static inline bool pt_is_dot_name(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
 /** pt_open_child() - O_PATH|O_NOFOLLOW open of @name (may hold '/') beneath @dirfd. */
 int pt_open_child(struct vfsd_passthrough *fs, int dirfd, const char *name);
 

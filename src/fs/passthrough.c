@@ -242,11 +242,6 @@ static int reopen_inode(struct vfsd_passthrough *fs, const struct vfsd_inode *i,
 	return pt_inode_open_loc(fs->inodes, i, flags);
 }
 
-static bool is_dot_or_dotdot_name(const char *name)
-{
-	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
 /* The reserved name: .vfsd-orphans in the root directory only. */
 static bool is_reserved(const struct vfsd_inode *parent, const char *name)
 {
@@ -355,6 +350,7 @@ static int do_lookup(struct vfsd_passthrough *fs, struct vfsd_inode *parent, con
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	struct stat st;
+	bool by_name;
 	int r;
 
 	r = check_name(name);
@@ -364,20 +360,14 @@ static int do_lookup(struct vfsd_passthrough *fs, struct vfsd_inode *parent, con
 		return -ENOTDIR;
 	if (is_reserved(parent, name))
 		return -ENOENT;
-	if (!vfsd_inode_fd_wanted(0)) {
+	by_name = !vfsd_inode_fd_wanted(0);
+	if (by_name) {
 		/* Over the fd budget: a file is held by its name (a directory still gets an fd). */
 		r = RET_NERRNO(fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW));
 		if (r < 0)
 			return r;
-		if (S_ISDIR(st.st_mode)) {
-			fd = pt_open_child(fs, parent->fd, name);
-			if (fd < 0)
-				return fd;
-			r = RET_NERRNO(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-			if (r < 0)
-				return r;
-		}
-	} else {
+	}
+	if (!by_name || S_ISDIR(st.st_mode)) {
 		fd = pt_open_child(fs, parent->fd, name);
 		if (fd < 0)
 			return fd;
@@ -492,7 +482,7 @@ static void empty_dir(int dirfd)
 		return;
 	}
 	while ((e = readdir(d)))
-		if (!is_dot_or_dotdot_name(e->d_name))
+		if (!pt_is_dot_name(e->d_name))
 			(void)unlinkat(dirfd, e->d_name, 0);
 	closedir(d);
 }
@@ -524,7 +514,7 @@ static void orphans_cleanup_dead(struct vfsd_passthrough *fs)
 	while ((e = readdir(d))) {
 		_cleanup_close_ int dfd = -EBADF;
 
-		if (is_dot_or_dotdot_name(e->d_name) || strcmp(e->d_name, fs->instance_id) == 0)
+		if (pt_is_dot_name(e->d_name) || strcmp(e->d_name, fs->instance_id) == 0)
 			continue;
 		dfd = openat(top, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (dfd < 0)
@@ -1505,11 +1495,6 @@ struct linux_dirent64 {
 /* A getdents64 buffer: enough for dozens of entries; refilled as needed. */
 #define GETDENTS_BUF 32768
 
-static bool is_dot_or_dotdot(const char *name)
-{
-	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-}
-
 /*
  * Add one entry. Returns 1 when it was added, 0 when it was skipped (it
  * vanished before we could look it up), -ENOSPC when it does not fit, or
@@ -1532,7 +1517,7 @@ static int readdir_add(struct vfsd_passthrough *fs, struct vfsd_inode *dir, bool
 
 	if (!vfsd_dirbuf_fits_plus(buf, namelen))
 		return -ENOSPC;
-	if (is_dot_or_dotdot(d->d_name)) {
+	if (pt_is_dot_name(d->d_name)) {
 		/* No lookup for these: node id 0 tells the guest not to count one. */
 		memset(&e, 0, sizeof(e));
 		e.attr.ino = d->d_ino;
