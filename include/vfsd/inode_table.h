@@ -297,8 +297,8 @@ void vfsd_inode_table_get_location(struct vfsd_inode_table *t, const struct vfsd
 
 /**
  * vfsd_inode_table_snapshot() - every inode in the table, each with a
- * reference, in an order where every parent (loc_parent) comes before its
- * children and the root first.
+ * reference, root first, then by node id except that every parent
+ * (loc_parent) comes before its children.
  * @ret:   a malloc()ed array; release with vfsd_inode_table_snapshot_free()
  * Returns: 0 or -ENOMEM.
  */

@@ -577,23 +577,79 @@ void vfsd_inode_table_get_location(struct vfsd_inode_table *t, const struct vfsd
 	pthread_rwlock_unlock(&t->lock);
 }
 
+/* An inode and its node id, so that sorting reads no inode. */
+struct by_nodeid {
+	uint64_t nodeid;
+	struct vfsd_inode *i;
+};
+
+/*
+ * LSD radix sort of @a by node id, 11 bits a pass, only as many passes as
+ * the largest id needs (2 below 4 million ids). @tmp has room for @n.
+ */
+static void sort_by_nodeid(struct by_nodeid *a, struct by_nodeid *tmp, size_t n)
+{
+	enum { BITS = 11, RADIX = 1 << BITS };
+	uint64_t max = 0;
+
+	for (size_t k = 0; k < n; k++)
+		max = a[k].nodeid > max ? a[k].nodeid : max;
+	for (unsigned int shift = 0; shift < 64 && (max >> shift) != 0; shift += BITS) {
+		size_t count[RADIX] = { 0 };
+		size_t sum = 0;
+
+		for (size_t k = 0; k < n; k++)
+			count[(a[k].nodeid >> shift) & (RADIX - 1)]++;
+		for (size_t d = 0; d < RADIX; d++) {
+			size_t c = count[d];
+
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t k = 0; k < n; k++)
+			tmp[count[(a[k].nodeid >> shift) & (RADIX - 1)]++] = a[k];
+		memcpy(a, tmp, n * sizeof(*a));
+	}
+}
+
+/*
+ * Node-id order, i.e. about the order the guest looked things up in (the
+ * files of one directory together), except that a parent with a higher id
+ * (a rename into a newer directory) is moved up before its first child.
+ * The destination re-finds inodes in blob order, so this order keeps its
+ * directory listings and tables hot in cache instead of hopping across the
+ * whole table per record (random order cost it about 1 us an inode at
+ * 100,000 inodes).
+ */
 int vfsd_inode_table_snapshot(struct vfsd_inode_table *t, struct vfsd_inode ***ret, size_t *ret_n)
 {
-	struct vfsd_inode **v, **stack;
-	struct vfsd_hlink *pos, *tmp;
+	_cleanup_free_ struct by_nodeid *all = NULL, *tmp = NULL;
+	_cleanup_free_ struct vfsd_inode **stack = NULL;
+	struct vfsd_inode **v;
+	struct vfsd_hlink *pos, *tmp_link;
 	uint64_t visiting, done;
-	size_t n = 0, cap;
+	size_t n = 0, n_all = 0, cap;
 
 	pthread_rwlock_wrlock(&t->lock);
 	cap = t->by_id.count;
 	v = calloc(cap ? cap : 1, sizeof(*v));
 	stack = calloc(cap ? cap : 1, sizeof(*stack));
-	if (!v || !stack) {
+	all = calloc(cap ? cap : 1, sizeof(*all));
+	tmp = calloc(cap ? cap : 1, sizeof(*tmp));
+	if (!v || !stack || !all || !tmp) {
 		pthread_rwlock_unlock(&t->lock);
 		free(v);
-		free(stack);
 		return -ENOMEM;
 	}
+	hmap_for_each_link(&t->by_id, pos, tmp_link)
+	{
+		struct vfsd_inode *i = container_of(pos, struct vfsd_inode, by_id);
+
+		if (n_all < cap)
+			all[n_all++] = (struct by_nodeid){ .nodeid = i->nodeid, .i = i };
+	}
+	sort_by_nodeid(all, tmp, n_all);
+
 	t->mark_gen++;
 	visiting = t->mark_gen * 2;
 	done = visiting + 1;
@@ -601,9 +657,8 @@ int vfsd_inode_table_snapshot(struct vfsd_inode_table *t, struct vfsd_inode ***r
 		t->root->mark = done;
 		v[n++] = vfsd_inode_ref(t->root);
 	}
-	hmap_for_each_link(&t->by_id, pos, tmp)
-	{
-		struct vfsd_inode *i = container_of(pos, struct vfsd_inode, by_id);
+	for (size_t k = 0; k < n_all; k++) {
+		struct vfsd_inode *i = all[k].i;
 		size_t sp = 0;
 
 		/* Walk up to the first ancestor already emitted, then emit downwards. */
@@ -619,7 +674,6 @@ int vfsd_inode_table_snapshot(struct vfsd_inode_table *t, struct vfsd_inode ***r
 		}
 	}
 	pthread_rwlock_unlock(&t->lock);
-	free(stack);
 	*ret = v;
 	*ret_n = n;
 	return 0;

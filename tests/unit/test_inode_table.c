@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -448,5 +449,55 @@ Test(inode_table, locations_pins_and_snapshot_order)
 	vfsd_inode_unref(f);
 	vfsd_inode_unref(root);
 	free(snap);
+	vfsd_inode_table_free(t);
+}
+
+/*
+ * Snapshot order is node-id order (the destination re-finds inodes in it, so
+ * the files of one directory stay together) except that a parent with a
+ * higher id than its child, as after a rename into a newer directory, is
+ * moved up to just before the child.
+ */
+Test(inode_table, snapshot_nodeid_order)
+{
+	struct vfsd_inode_table *t = table_with_root(0);
+	struct vfsd_inode *root = vfsd_inode_table_get(t, FUSE_ROOT_ID);
+	struct vfsd_inode *files[300], *late, **v = NULL;
+	struct stat st;
+	size_t n = 0, p_late = 0, p_moved = 0;
+
+	for (size_t k = 0; k < 300; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%zu", k);
+		st = fake_stat(1, 100 + k, S_IFREG);
+		cr_assert_eq(
+		    vfsd_inode_table_lookup_or_insert_at(t, root, name, new_fd(), &st, &files[k]), 0);
+	}
+	st = fake_stat(1, 99, S_IFDIR);
+	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, root, "late", new_fd(), &st, &late), 0);
+	cr_assert_gt(late->nodeid, files[7]->nodeid);
+	cr_assert_eq(vfsd_inode_table_set_location(t, files[7], late, "moved"), 0);
+
+	cr_assert_eq(vfsd_inode_table_snapshot(t, &v, &n), 0);
+	cr_assert_eq(n, 302);
+	cr_assert_eq(v[0], root);
+	for (size_t k = 0; k < n; k++) {
+		if (v[k] == late)
+			p_late = k;
+		if (v[k] == files[7])
+			p_moved = k;
+	}
+	cr_assert_eq(p_late + 1, p_moved, "the newer parent comes just before its child");
+	for (size_t k = 2; k < n; k++) {
+		if (v[k] == late || v[k] == files[7] || v[k - 1] == late || v[k - 1] == files[7])
+			continue;
+		cr_assert_lt(v[k - 1]->nodeid, v[k]->nodeid, "position %zu", k);
+	}
+	vfsd_inode_table_snapshot_free(v, n);
+	for (size_t k = 0; k < 300; k++)
+		vfsd_inode_unref(files[k]);
+	vfsd_inode_unref(late);
+	vfsd_inode_unref(root);
 	vfsd_inode_table_free(t);
 }
