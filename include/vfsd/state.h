@@ -187,6 +187,9 @@ struct vfsd_state_read_opts {
  */
 uint32_t vfsd_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/** vfsd_crc32c_portable() - the same without the CPU's crc32 instruction (tests). */
+uint32_t vfsd_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+
 /**
  * vfsd_state_limits_default() - fill @l with the VFSD_STATE_DEFAULT_* limits.
  */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8.
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the SSE4.2
+ * crc32 instruction where the CPU has it (x86-64; about 10x faster, which
+ * is 10 ms of the downtime at 100,000 inodes on each side), slicing-by-8
+ * elsewhere.
  *
  * The tables are computed once at first use; computing them is cheap and
  * avoids 8 KiB of literal constants. The result is the standard CRC-32C
@@ -9,6 +12,7 @@
 #include "vfsd/state.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 static uint32_t table[8][256];
@@ -28,7 +32,39 @@ static void table_init(void)
 			table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 }
 
-uint32_t vfsd_crc32c(uint32_t crc, const void *buf, size_t len)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_CRC32_INSN 1
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_insn(uint32_t crc, const uint8_t *p,
+							      size_t len)
+{
+	uint64_t c = ~crc;
+
+	for (; len && ((uintptr_t)p & 7); len--)
+		c = _mm_crc32_u8((uint32_t)c, *p++);
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t v;
+
+		memcpy(&v, p, sizeof(v));
+		c = _mm_crc32_u64(c, v);
+	}
+	for (; len; len--)
+		c = _mm_crc32_u8((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+
+static bool have_insn;
+
+static void insn_init(void)
+{
+	__builtin_cpu_init();
+	have_insn = __builtin_cpu_supports("sse4.2");
+}
+#endif
+
+/* The portable version, also what the tests compare the instruction with. */
+uint32_t vfsd_crc32c_portable(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -52,4 +88,16 @@ uint32_t vfsd_crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
 	return ~crc;
+}
+
+uint32_t vfsd_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+#ifdef HAVE_CRC32_INSN
+	static pthread_once_t insn_once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&insn_once, insn_init);
+	if (have_insn)
+		return crc32c_insn(crc, buf, len);
+#endif
+	return vfsd_crc32c_portable(crc, buf, len);
 }

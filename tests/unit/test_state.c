@@ -274,6 +274,24 @@ Test(state, crc32c_known_answer)
 	cr_assert_eq(c, vfsd_crc32c(0, t, strlen(t)));
 }
 
+/* The crc32-instruction path and the table path agree on every length and alignment. */
+Test(state, crc32c_paths_agree)
+{
+	uint8_t buf[300];
+	uint32_t seed = 0x9e3779b9u;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(seed >> 24);
+	}
+	cr_assert_eq(vfsd_crc32c_portable(0, "123456789", 9), 0xe3069283u);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len += 7)
+			cr_assert_eq(vfsd_crc32c(0x1234u, buf + off, len),
+				     vfsd_crc32c_portable(0x1234u, buf + off, len),
+				     "off %zu len %zu", off, len);
+}
+
 Test(state, round_trip)
 {
 	_cleanup_(vfsd_state_freep) struct vfsd_state *a = build_model(), *b = NULL;
