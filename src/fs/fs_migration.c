@@ -53,6 +53,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -1081,11 +1083,58 @@ failed:
 	return 0;
 }
 
-int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handle_rec *rec,
-			   unsigned int flags)
+/*
+ * Handles. The re-open is most of a handle's cost (an open, an fstat and an
+ * fcntl: three system calls) and each is independent of the others, so
+ * vfsd_fs_restore_handles() does the re-opens of a batch on several threads
+ * and then puts the handles in, one by one and in record order, which keeps
+ * the first failure the one reported and the tables single-threaded.
+ */
+struct handle_job {
+	const struct vfsd_fs_handle_rec *rec;
+	int fd;	   /* the re-opened fd, or -errno; -EBADF: not re-opened */
+	bool seek; /* fd < 0 came from the seek to the directory cookie */
+};
+
+/* Whether @rec's handle fits inode @i: its re-open may go ahead. */
+static bool handle_fits(const struct vfsd_fs_handle_rec *rec, const struct vfsd_inode *i)
 {
+	return !i->invalid && rec->is_dir == (i->type == S_IFDIR) &&
+	       (rec->is_dir || i->type == S_IFREG);
+}
+
+/* The parallel part: find the inode and re-open (no tables changed, no error text). */
+static void handle_job_open(struct vfsd_fs_restore *r, struct handle_job *j)
+{
+	const struct vfsd_fs_handle_rec *rec = j->rec;
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
-	_cleanup_close_ int fd = -EBADF;
+	int oflags = rec->is_dir ? O_RDONLY | O_DIRECTORY
+				 : (int)(rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC));
+	int fd;
+
+	j->fd = -EBADF;
+	if (rec->fh == 0 || rec->fh == UINT64_MAX ||
+	    !(i = vfsd_inode_table_get(r->inodes, rec->nodeid)) || !handle_fits(rec, i))
+		return; /* judged, with its reason, in record order */
+	fd = i->fd >= 0 ? pt_reopen_fd(r->fs, i->fd, oflags)
+			: pt_inode_open_loc(r->inodes, i, oflags);
+	if (fd >= 0 && rec->is_dir && rec->has_dir_offset &&
+	    (rec->dir_offset > INT64_MAX || lseek(fd, (off_t)rec->dir_offset, SEEK_SET) < 0)) {
+		int err = rec->dir_offset > INT64_MAX ? -EINVAL : -errno;
+
+		safe_close(fd);
+		fd = err;
+		j->seek = true;
+	}
+	j->fd = fd;
+}
+
+/* The sequential part: judge and insert, as one record of the blob. Takes j->fd. */
+static int handle_job_finish(struct vfsd_fs_restore *r, struct handle_job *j, unsigned int flags)
+{
+	const struct vfsd_fs_handle_rec *rec = j->rec;
+	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
+	_cleanup_close_ int fd = TAKE_FD(j->fd);
 	uint32_t gflags = rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);
 	struct vfsd_handle *h;
 	int err;
@@ -1097,25 +1146,18 @@ int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handl
 	if (!i)
 		return fail(r, -EINVAL, "handle %" PRIu64 ": inode %" PRIu64 " not restored",
 			    rec->fh, rec->nodeid);
-	if (i->invalid) {
+	if (i->invalid)
 		err = fail(r, -EIO, "handle %" PRIu64 ": inode %" PRIu64 " is invalid", rec->fh,
 			   rec->nodeid);
-	} else if (rec->is_dir != (i->type == S_IFDIR) || (!rec->is_dir && i->type != S_IFREG)) {
+	else if (!handle_fits(rec, i))
 		return fail(r, -EINVAL, "handle %" PRIu64 ": inode %" PRIu64 " has type %#o",
 			    rec->fh, rec->nodeid, i->type);
-	} else {
-		int oflags = rec->is_dir ? O_RDONLY | O_DIRECTORY : (int)gflags;
-
-		fd = i->fd >= 0 ? pt_reopen_fd(r->fs, i->fd, oflags)
-				: pt_inode_open_loc(r->inodes, i, oflags);
-		err = fd < 0 ? fail(r, fd, "handle %" PRIu64 ": re-open", rec->fh) : 0;
-		if (err == 0 && rec->is_dir && rec->has_dir_offset &&
-		    (rec->dir_offset > INT64_MAX ||
-		     lseek(fd, (off_t)rec->dir_offset, SEEK_SET) < 0))
-			err =
-			    fail(r, rec->dir_offset > INT64_MAX ? -EINVAL : -errno,
-				 "handle %" PRIu64 ": seek to %" PRIu64, rec->fh, rec->dir_offset);
-	}
+	else if (fd < 0 && j->seek)
+		err = fail(r, fd, "handle %" PRIu64 ": seek to %" PRIu64, rec->fh, rec->dir_offset);
+	else if (fd < 0)
+		err = fail(r, fd, "handle %" PRIu64 ": re-open", rec->fh);
+	else
+		err = 0;
 	if (err < 0) {
 		if (!(flags & VFSD_FS_RESTORE_LENIENT) || err == -EINVAL)
 			return err;
@@ -1140,6 +1182,67 @@ int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handl
 		}
 	}
 	return 0;
+}
+
+#define HANDLE_CHUNK	   16 /* jobs a worker takes at a time */
+#define HANDLES_PER_THREAD 64 /* fewer jobs than this a thread: not worth starting it */
+#define MAX_HANDLE_THREADS 8
+
+struct handle_pool {
+	struct vfsd_fs_restore *r;
+	struct handle_job *jobs;
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *handle_worker(void *arg)
+{
+	struct handle_pool *p = arg;
+	size_t k;
+
+	while ((k = atomic_fetch_add(&p->next, HANDLE_CHUNK)) < p->n)
+		for (size_t e = MIN(k + HANDLE_CHUNK, p->n); k < e; k++)
+			handle_job_open(p->r, &p->jobs[k]);
+	return NULL;
+}
+
+int vfsd_fs_restore_handles(struct vfsd_fs_restore *r, const struct vfsd_fs_handle_rec *recs,
+			    size_t n, unsigned int flags, unsigned int threads)
+{
+	_cleanup_free_ struct handle_job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	struct handle_pool pool = { .r = r, .n = n };
+	pthread_t tid[MAX_HANDLE_THREADS];
+	size_t started = 0;
+	int err = 0;
+
+	r->error[0] = '\0';
+	if (!jobs)
+		return fail(r, -ENOMEM, "handles: out of memory");
+	for (size_t k = 0; k < n; k++)
+		jobs[k] = (struct handle_job){ .rec = &recs[k], .fd = -EBADF };
+	pool.jobs = jobs;
+	threads = MIN(threads, MAX_HANDLE_THREADS);
+	for (; started + 1 < threads && (started + 2) * HANDLES_PER_THREAD <= n; started++)
+		if (pthread_create(&tid[started], NULL, handle_worker, &pool) != 0)
+			break; /* fewer helpers; this thread does the rest */
+	handle_worker(&pool);
+	for (size_t t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+
+	for (size_t k = 0; k < n; k++) {
+		if (err < 0) {
+			safe_close(jobs[k].fd);
+			continue;
+		}
+		err = handle_job_finish(r, &jobs[k], flags);
+	}
+	return err;
+}
+
+int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handle_rec *rec,
+			   unsigned int flags)
+{
+	return vfsd_fs_restore_handles(r, rec, 1, flags, 1);
 }
 
 int vfsd_fs_restore_counters(struct vfsd_fs_restore *r, uint64_t next_nodeid, uint64_t next_fh)

@@ -595,10 +595,19 @@ static int check_session(struct vfsd_migration *m, const struct vfsd_state_sessi
 	return 0;
 }
 
+/* Threads for the handle re-opens: the online CPUs, at least 1. */
+static unsigned int restore_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 1 ? (unsigned int)MIN(n, 64) : 1;
+}
+
 int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 {
 	struct vfsd_fs_restore *r = NULL;
 	struct vfsd_fs_inode_rec *rec = NULL;
+	_cleanup_free_ struct vfsd_fs_handle_rec *hrecs = NULL;
 	unsigned int base = m->cfg.on_error_guest_error ? VFSD_FS_RESTORE_LENIENT : 0;
 	bool by_handle = s->has_session && s->session.mode == VFSD_STATE_MODE_FILE_HANDLES;
 	size_t old_inodes, old_handles;
@@ -634,9 +643,15 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 			goto fail;
 		}
 	}
+	hrecs = calloc(s->n_handles ? s->n_handles : 1, sizeof(*hrecs));
+	if (!hrecs) {
+		err = set_error(m, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	for (size_t k = 0; k < s->n_handles; k++) {
 		const struct vfsd_state_handle *h = &s->handles[k];
-		struct vfsd_fs_handle_rec hr = {
+
+		hrecs[k] = (struct vfsd_fs_handle_rec){
 			.fh = h->fh,
 			.nodeid = h->inode,
 			.flags = h->flags,
@@ -644,12 +659,12 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 			.has_dir_offset = h->has_dir_offset,
 			.dir_offset = h->dir_offset,
 		};
-
-		err = vfsd_fs_restore_handle(r, &hr, base);
-		if (err < 0) {
-			set_error(m, err, "%s", vfsd_fs_restore_error(r));
-			goto fail;
-		}
+	}
+	/* The device is stopped: every CPU can help re-open (the "in parallel" of the issue). */
+	err = vfsd_fs_restore_handles(r, hrecs, s->n_handles, base, restore_threads());
+	if (err < 0) {
+		set_error(m, err, "%s", vfsd_fs_restore_error(r));
+		goto fail;
 	}
 	err = vfsd_fs_restore_counters(r, s->session.next_nodeid, s->session.next_fh);
 	if (err < 0) {

@@ -867,3 +867,124 @@ Test(fsm, bad_records_are_refused_even_when_lenient)
 	cr_assert_eq(vfsd_fs_restore_counters(r, 6, 1), 0);
 	vfsd_fs_restore_abort(r);
 }
+
+/* ---- handles restored in a batch, on several threads ---- */
+
+#define MANY_HANDLES 300
+
+struct many {
+	struct vfsd_fs_handle_rec h[MANY_HANDLES + 8];
+	size_t n;
+};
+
+static int many_cb(void *ud, const struct vfsd_fs_handle_rec *rec)
+{
+	struct many *m = ud;
+
+	cr_assert_lt(m->n, MANY_HANDLES + 8);
+	m->h[m->n++] = *rec;
+	return 0;
+}
+
+static size_t open_fds(void)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Inodes restored, then @host_change, then the handles in one batch on 4 threads. */
+static int restore_batch(const struct recs *c, const struct many *m, unsigned int flags,
+			 void (*host_change)(void), char *why, size_t whysize)
+{
+	struct vfsd_fs_restore *r = NULL;
+	int err = 0;
+
+	dst = new_fs();
+	cr_assert_eq(vfsd_fs_restore_begin(dst, &r), 0);
+	for (size_t k = 0; k < c->n_in; k++)
+		cr_assert_eq(vfsd_fs_restore_inode(r, &c->in[k].r, flags), 0, "%s",
+			     vfsd_fs_restore_error(r));
+	if (host_change)
+		host_change();
+	err = vfsd_fs_restore_handles(r, m->h, m->n, flags, 4);
+	if (err == 0)
+		err = vfsd_fs_restore_counters(r, c->next_id, c->next_fh);
+	snprintf(why, whysize, "%s", vfsd_fs_restore_error(r));
+	if (err < 0)
+		vfsd_fs_restore_abort(r);
+	else
+		vfsd_fs_restore_commit(r);
+	return err;
+}
+
+static void replace_b(void)
+{
+	host_write("other", "not b");
+	cr_assert_eq(renameat(dirfd_, "other", dirfd_, "b"), 0);
+}
+
+/*
+ * The batch behaves as the records one by one: every handle works after it;
+ * a failure is the first failing record's, in record order, with nothing
+ * left open; lenient, only the handles of the changed file give EIO.
+ */
+Test(fsm, handles_reopen_in_parallel_as_one_by_one)
+{
+	static struct recs c;
+	static struct many m;
+	uint64_t fh_a, a = create_on(src, FUSE_ROOT_ID, "a", O_RDWR, &fh_a);
+	uint64_t fh_b, b = create_on(src, FUSE_ROOT_ID, "b", O_RDWR, &fh_b);
+	char why[512] = "", buf[16], want[128];
+	size_t first_b = SIZE_MAX, fds, ni, nh;
+
+	cr_assert_eq(write_on(src, a, fh_a, 0, "aaa"), 3);
+	for (int k = 0; k < MANY_HANDLES / 2; k++) {
+		struct fuse_open_out oo;
+
+		cr_assert_eq(ops->open(src, &ctx, a, O_RDONLY, &oo), 0);
+		cr_assert_eq(ops->open(src, &ctx, b, O_WRONLY | O_APPEND, &oo), 0);
+	}
+	memset(&c, 0, sizeof(c));
+	cr_assert_eq(vfsd_fs_collect_inodes(src, 0, inode_cb, &c), 0);
+	vfsd_fs_counters(src, &c.next_id, &c.next_fh);
+	cr_assert_eq(vfsd_fs_collect_handles(src, many_cb, &m), 0);
+	cr_assert_eq(m.n, MANY_HANDLES + 2);
+	for (size_t k = 0; k < m.n && first_b == SIZE_MAX; k++)
+		if (m.h[k].nodeid == b)
+			first_b = k;
+
+	/* All well: every handle is there and reads. */
+	cr_assert_eq(restore_batch(&c, &m, 0, NULL, why, sizeof(why)), 0, "%s", why);
+	vfsd_passthrough_counts(dst, &ni, &nh);
+	cr_assert_eq(nh, m.n);
+	for (size_t k = 0; k < m.n; k++)
+		if (m.h[k].nodeid == a)
+			cr_assert_eq(read_on(dst, a, m.h[k].fh, 0, 4, buf, sizeof(buf)), 3);
+	vfsd_passthrough_free(dst);
+
+	/* Another file renamed over b after the inodes: b's first handle is the reason. */
+	fds = open_fds();
+	cr_assert_eq(restore_batch(&c, &m, 0, replace_b, why, sizeof(why)), -ESTALE);
+	snprintf(want, sizeof(want), "handle %lu: re-open", (unsigned long)m.h[first_b].fh);
+	cr_assert(strstr(why, want) != NULL, "reason: %s, want %s", why, want);
+	vfsd_passthrough_free(dst);
+	dst = NULL;
+	cr_assert_eq(open_fds(), fds, "the failed batch closed what it opened");
+
+	/* Lenient: b's handles give EIO, a's work. */
+	cr_assert_eq(restore_batch(&c, &m, VFSD_FS_RESTORE_LENIENT, replace_b, why, sizeof(why)), 0,
+		     "%s", why);
+	for (size_t k = 0; k < m.n; k++) {
+		if (m.h[k].nodeid == b)
+			cr_assert_eq(read_on(dst, b, m.h[k].fh, 0, 4, buf, sizeof(buf)), -EIO);
+		else
+			cr_assert_eq(read_on(dst, a, m.h[k].fh, 0, 4, buf, sizeof(buf)), 3);
+	}
+}
