@@ -4,8 +4,12 @@
 
 #include "vfsd/util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 const char *const state_type_names[8] = { "?", "dir", "reg", "lnk", "chr", "blk", "fifo", "sock" };
 
@@ -20,11 +24,45 @@ static uint64_t hash64(uint64_t x)
 	return x;
 }
 
+/*
+ * A per-process secret mixed into the hash: the ids come from an untrusted
+ * blob, and with a fixed, invertible hash a blob could pick ids that all
+ * land in one slot and make the reader's work quadratic.
+ */
+static uint64_t index_seed;
+
+static void seed_init(void)
+{
+	uint64_t s = 0;
+
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = hash64((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts ^ (uint64_t)getpid());
+	}
+	index_seed = s;
+}
+
+/*
+ * Where @key's probe starts: ids in one aligned group of CLUSTER share a
+ * run of CLUSTER slots (the hash spreads the groups), so the ascending,
+ * mostly dense ids of a blob in node-id order fill and find slots that sit
+ * side by side in memory instead of one cache miss an id.
+ */
+#define CLUSTER_BITS 4
+static size_t slot_of(const struct vfsd_state_index *ix, uint64_t key)
+{
+	uint64_t group = hash64((key >> CLUSTER_BITS) ^ index_seed);
+
+	return (size_t)((group << CLUSTER_BITS) | (key & ((1u << CLUSTER_BITS) - 1))) & ix->mask;
+}
+
 ssize_t index_find(const struct vfsd_state_index *ix, uint64_t key)
 {
 	if (!ix)
 		return -1;
-	for (size_t i = hash64(key) & ix->mask;; i = (i + 1) & ix->mask) {
+	for (size_t i = slot_of(ix, key);; i = (i + 1) & ix->mask) {
 		if (!ix->slots[i].pos1)
 			return -1;
 		if (ix->slots[i].key == key)
@@ -34,7 +72,7 @@ ssize_t index_find(const struct vfsd_state_index *ix, uint64_t key)
 
 static void index_insert(struct vfsd_state_index *ix, uint64_t key, uint32_t pos1)
 {
-	size_t i = hash64(key) & ix->mask;
+	size_t i = slot_of(ix, key);
 
 	while (ix->slots[i].pos1)
 		i = (i + 1) & ix->mask;
@@ -50,6 +88,9 @@ int index_put(struct vfsd_state_index **ixp, uint64_t key, size_t pos)
 	if (pos >= UINT32_MAX)
 		return -E2BIG;
 	if (!ix) {
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+		pthread_once(&once, seed_init);
 		ix = calloc(1, sizeof(*ix));
 		if (!ix)
 			return -ENOMEM;
