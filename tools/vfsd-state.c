@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	       "  show [FILE|-]            header, session, counts, inode tree, handles\n"
 	       "  stats [FILE|-]           records and bytes per record kind\n"
 	       "  diff A B                 inodes and handles added, removed, changed (by id)\n"
-	       "  convert --to=VER IN OUT  re-encode IN as format version VER (1.0); OUT may be -\n"
+	       "  convert --to=VER IN OUT  re-encode IN as format version VER (1.0, 1.1); OUT may\n"
+	       "                           be - (1.0 drops lost inodes and the handles on them)\n"
 	       "\n"
 	       "FILE is a blob (starts with '{') or a QEMU migration stream saved with\n"
 	       "'migrate file:...', searched for the vhost-user-fs-backend subsection.\n"
@@ -910,21 +911,76 @@ static int cmd_diff(const char *pa, const char *pb)
 
 /* ---- convert -------------------------------------------------------------------------------- */
 
+/* Remove a required feature from the header (no-op when absent). */
+static void drop_required(struct vfsd_state_header *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_required; i++) {
+		if (strcmp(h->required[i], name) != 0)
+			continue;
+		memmove(h->required[i], h->required[i + 1],
+			(h->n_required - i - 1) * sizeof(h->required[0]));
+		h->n_required--;
+		return;
+	}
+}
+
+/*
+ * Write @s with header @h to @fd. With @drop_lost (a version before 1.1),
+ * lost inodes and the handles on them are left out and counted: that
+ * version cannot carry them, and nothing else refers to them (a lost inode
+ * is nobody's parent).
+ */
+static int write_converted(const struct vfsd_state *s, const struct vfsd_state_header *h, int fd,
+			   bool drop_lost, uint64_t *ret_inodes, uint64_t *ret_handles)
+{
+	struct vfsd_state_writer *w;
+	int r = vfsd_state_writer_open(fd, h, &w);
+
+	*ret_inodes = *ret_handles = 0;
+	if (r < 0)
+		return r;
+	r = vfsd_state_writer_session(w, &s->session);
+	for (size_t i = 0; r == 0 && i < s->n_inodes; i++) {
+		if (drop_lost && s->inodes[i].lost) {
+			(*ret_inodes)++;
+			continue;
+		}
+		r = vfsd_state_writer_inode(w, &s->inodes[i]);
+	}
+	for (size_t i = 0; r == 0 && i < s->n_handles; i++) {
+		const struct vfsd_state_inode *in = vfsd_state_inode_by_id(s, s->handles[i].inode);
+
+		if (drop_lost && in && in->lost) {
+			(*ret_handles)++;
+			continue;
+		}
+		r = vfsd_state_writer_handle(w, &s->handles[i]);
+	}
+	if (r < 0) {
+		vfsd_state_writer_free(w);
+		return r;
+	}
+	return vfsd_state_writer_close(w);
+}
+
 static int cmd_convert(const char *to, const char *pin, const char *pout)
 {
 	struct input in;
 	struct vfsd_state *s = NULL;
+	struct vfsd_state_header h;
 	unsigned int major, minor;
+	uint64_t lost_inodes, lost_handles;
 	int n = 0, r, fd;
 
 	if (!to || sscanf(to, "%u.%u%n", &major, &minor, &n) != 2 || (size_t)n != strlen(to)) {
 		fprintf(stderr, "vfsd-state: convert needs --to=MAJOR.MINOR\n");
 		return EXIT_TROUBLE;
 	}
-	if (major != VFSD_STATE_MAJOR || minor != VFSD_STATE_MINOR) {
-		fprintf(stderr,
-			"vfsd-state: cannot write version %u.%u (this build writes %d.%d)\n", major,
-			minor, VFSD_STATE_MAJOR, VFSD_STATE_MINOR);
+	if (major != VFSD_STATE_MAJOR || minor > VFSD_STATE_MINOR) {
+		fprintf(
+		    stderr,
+		    "vfsd-state: cannot write version %u.%u (this build writes %d.0 to %d.%d)\n",
+		    major, minor, VFSD_STATE_MAJOR, VFSD_STATE_MAJOR, VFSD_STATE_MINOR);
 		return EXIT_TROUBLE;
 	}
 	r = load(pin, &in, &s);
@@ -934,11 +990,14 @@ static int cmd_convert(const char *to, const char *pin, const char *pout)
 	/*
 	 * The reader dropped records and fields it does not know (the optional
 	 * ones of a newer minor); the optional features announcing them go too.
-	 * 1.0 defines no optional features.
+	 * 1.0 and 1.1 define no optional features. 1.0 has no lost records.
 	 */
-	s->header.major = major;
-	s->header.minor = minor;
-	s->header.n_optional = 0;
+	h = s->header;
+	h.major = major;
+	h.minor = minor;
+	h.n_optional = 0;
+	if (minor < 1)
+		drop_required(&h, VFSD_STATE_FEATURE_LOST);
 	if (strcmp(pout, "-") == 0)
 		fd = STDOUT_FILENO;
 	else
@@ -948,7 +1007,7 @@ static int cmd_convert(const char *to, const char *pin, const char *pout)
 		vfsd_state_free(s);
 		return EXIT_TROUBLE;
 	}
-	r = vfsd_state_write(s, fd);
+	r = write_converted(s, &h, fd, minor < 1, &lost_inodes, &lost_handles);
 	if (fd != STDOUT_FILENO && close(fd) < 0 && r == 0)
 		r = -errno;
 	vfsd_state_free(s);
@@ -958,8 +1017,18 @@ static int cmd_convert(const char *to, const char *pin, const char *pout)
 			unlink(pout);
 		return EXIT_TROUBLE;
 	}
+	if (lost_inodes || lost_handles)
+		fprintf(stderr,
+			"vfsd-state: version %u.%u cannot carry lost inodes: dropped %llu lost "
+			"inode%s and %llu handle%s on them\n",
+			major, minor, (unsigned long long)lost_inodes, lost_inodes == 1 ? "" : "s",
+			(unsigned long long)lost_handles, lost_handles == 1 ? "" : "s");
 	if (json_out)
-		printf("{\"converted\":true,\"version\":\"%u.%u\"}\n", major, minor);
+		printf(
+		    "{\"converted\":true,\"version\":\"%u.%u\",\"dropped\":{\"lost_inodes\":%llu,"
+		    "\"handles\":%llu}}\n",
+		    major, minor, (unsigned long long)lost_inodes,
+		    (unsigned long long)lost_handles);
 	return EXIT_VALID;
 }
 

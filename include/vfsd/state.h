@@ -28,7 +28,7 @@
 /* The version this code writes; it reads every 1.x. */
 #define VFSD_STATE_FORMAT	 "vfsd-state"
 #define VFSD_STATE_MAJOR	 1
-#define VFSD_STATE_MINOR	 0
+#define VFSD_STATE_MINOR	 1
 #define VFSD_STATE_MAX_FEATURES	 32 /* per list in the header */
 #define VFSD_STATE_FEATURE_SIZE	 64 /* bytes per feature name, NUL included */
 #define VFSD_STATE_PRODUCER_SIZE 256
@@ -36,9 +36,10 @@
 #define VFSD_STATE_PATH_MAX	 4095 /* bytes in a relative path (inode "path") */
 #define VFSD_STATE_HANDLE_MAX	 128  /* MAX_HANDLE_SZ: bytes in a file handle */
 
-/* Required features defined by 1.0; a reader refuses a blob naming any other. */
+/* Required features defined by 1.0 and 1.1; a reader refuses a blob naming any other. */
 #define VFSD_STATE_FEATURE_ORPHANS	"orphans"
 #define VFSD_STATE_FEATURE_FILE_HANDLES "file-handles"
+#define VFSD_STATE_FEATURE_LOST		"lost" /* 1.1: some inode is a "lost" record */
 
 /* Default limits (struct vfsd_state_limits). */
 #define VFSD_STATE_DEFAULT_MAX_LINE    (64u * 1024)
@@ -54,6 +55,13 @@ enum vfsd_state_type {
 	VFSD_STATE_T_BLK,
 	VFSD_STATE_T_FIFO,
 	VFSD_STATE_T_SOCK,
+};
+
+/* Why an inode record carries no location ("lost", format 1.1). */
+enum vfsd_state_lost {
+	VFSD_STATE_LOST_NONE = 0,  /* not lost: the record has a location */
+	VFSD_STATE_LOST_UNLINKED,  /* "unlinked": the guest removed its last name itself */
+	VFSD_STATE_LOST_NOT_FOUND, /* "not-found": the source could not find it */
 };
 
 enum vfsd_state_mode {
@@ -85,8 +93,10 @@ struct vfsd_state_session {
 /*
  * One inode. Root: id 1, parent 0, name NULL, path NULL. Every other inode
  * has parent + name, a path, an orphan name or a file handle (any
- * combination). Strings are NUL-terminated byte strings (names: any bytes but
- * '/' and NUL; the codec hex-encodes strings that are not UTF-8).
+ * combination), or is lost: no location at all, only id, nlookup, type and
+ * maybe ino (1.1; needs VFSD_STATE_FEATURE_LOST; never the root, never a
+ * parent). Strings are NUL-terminated byte strings (names: any bytes but '/'
+ * and NUL; the codec hex-encodes strings that are not UTF-8).
  */
 struct vfsd_state_inode {
 	uint64_t id;
@@ -105,6 +115,7 @@ struct vfsd_state_inode {
 	uint32_t fh_size;
 	uint8_t *fh_bytes; /* fh_size bytes, 1..VFSD_STATE_HANDLE_MAX */
 	uint64_t mnt_id;
+	enum vfsd_state_lost lost; /* not NONE: none of the location fields above is set */
 };
 
 /* One open file or directory handle. */
@@ -258,7 +269,8 @@ const struct vfsd_state_handle *vfsd_state_handle_by_fh(const struct vfsd_state 
 /**
  * vfsd_state_inode_path() - the inode's path relative to the shared directory
  * ("." for the root, "a/b" below it), following parent + name. An inode with
- * no name (file handle only) yields "<handle>" at that point of the path.
+ * no name (file handle only) yields "<handle>" at that point of the path, a
+ * lost inode "<lost>".
  * Returns: the length written (excluding the NUL), -ENAMETOOLONG when @size is
  * too small, or -ELOOP / -ENOENT for a model that is not a valid tree.
  */
@@ -267,6 +279,9 @@ int vfsd_state_inode_path(const struct vfsd_state *s, const struct vfsd_state_in
 
 /** vfsd_state_type_name() - "dir", "reg", ... ("?" for unknown). */
 const char *vfsd_state_type_name(enum vfsd_state_type t);
+
+/** vfsd_state_lost_name() - "unlinked", "not-found" ("none" for NONE, "?" for unknown). */
+const char *vfsd_state_lost_name(enum vfsd_state_lost l);
 
 /** vfsd_state_mode_name() - "find-paths" or "file-handles". */
 const char *vfsd_state_mode_name(enum vfsd_state_mode m);
@@ -280,7 +295,8 @@ struct vfsd_state_writer;
  * writes the header line. Records are buffered (64 KiB) and written with
  * write_full().
  * @h: the header; major.minor 0.0 means this code's version, anything else
- *     must be a version this code can write (1.0)
+ *     must be a version this code can write (1.0 or 1.1; 1.0 cannot declare
+ *     VFSD_STATE_FEATURE_LOST, so it cannot carry lost inodes)
  * Returns: 0, -EINVAL (bad header), -EPROTONOSUPPORT (version), -ENOMEM.
  */
 int vfsd_state_writer_open(int fd, const struct vfsd_state_header *h,
@@ -303,7 +319,8 @@ int vfsd_state_writer_session(struct vfsd_state_writer *w, const struct vfsd_sta
 /**
  * vfsd_state_writer_inode() - write one inode line. The caller writes parents
  * before their children; the writer checks each record on its own (names,
- * handle size, features declared in the header), not the tree.
+ * handle size, features declared in the header, a lost record has no
+ * location and is not the root), not the tree.
  * Returns: 0, -EINVAL or the write error.
  */
 int vfsd_state_writer_inode(struct vfsd_state_writer *w, const struct vfsd_state_inode *in);

@@ -218,6 +218,19 @@ const char *vfsd_state_type_name(enum vfsd_state_type t)
 	return (unsigned)t < ARRAY_SIZE(state_type_names) ? state_type_names[t] : "?";
 }
 
+const char *vfsd_state_lost_name(enum vfsd_state_lost l)
+{
+	switch (l) {
+	case VFSD_STATE_LOST_NONE:
+		return "none";
+	case VFSD_STATE_LOST_UNLINKED:
+		return "unlinked";
+	case VFSD_STATE_LOST_NOT_FOUND:
+		return "not-found";
+	}
+	return "?";
+}
+
 const char *vfsd_state_mode_name(enum vfsd_state_mode m)
 {
 	return m == VFSD_STATE_MODE_FILE_HANDLES ? "file-handles" : "find-paths";
@@ -405,7 +418,7 @@ int vfsd_state_inode_path(const struct vfsd_state *s, const struct vfsd_state_in
 			return -ELOOP;
 		chain[depth++] = p;
 		if (!p->name || !p->parent)
-			break; /* located by path, orphan name or handle: printed as is */
+			break; /* located by path, orphan name or handle, or lost: printed as is */
 		if (p->parent == p->id)
 			return -ELOOP;
 		p = vfsd_state_inode_by_id(s, p->parent);
@@ -417,7 +430,9 @@ int vfsd_state_inode_path(const struct vfsd_state *s, const struct vfsd_state_in
 		const char *part = "<handle>";
 		size_t plen;
 
-		if (c->name && c->parent)
+		if (c->lost)
+			part = "<lost>";
+		else if (c->name && c->parent)
 			part = c->name;
 		else if (c->path)
 			part = c->path;

@@ -55,7 +55,7 @@ struct reader {
 	uint32_t crc;
 	bool header_seen, session_seen, root_seen, trailer_seen;
 	uint64_t records, inodes, handles;
-	bool orphans, file_handles; /* required features the header declared */
+	bool orphans, file_handles, lost; /* required features the header declared */
 	/*
 	 * Shortcuts past the id indexes: blobs list ids in ascending order
 	 * and children next to each other, so a new id above every id so far
@@ -415,13 +415,20 @@ static int features(struct rec *r, const char *key, bool required)
 			return rec_problem(r, key,
 					   "entry %zu is not a feature name ([a-z0-9-]{1,63})", i);
 		if (required && strcmp(name, VFSD_STATE_FEATURE_ORPHANS) != 0 &&
-		    strcmp(name, VFSD_STATE_FEATURE_FILE_HANDLES) != 0) {
+		    strcmp(name, VFSD_STATE_FEATURE_FILE_HANDLES) != 0 &&
+		    strcmp(name, VFSD_STATE_FEATURE_LOST) != 0) {
 			r->bad = true;
 			return problem(r->rd, true, r->rd->lineno, r->kind, key,
 				       "unknown required feature '%s': this reader cannot apply "
 				       "the blob without understanding it",
 				       name);
 		}
+		/* Defined by 1.1: a 1.0 blob cannot use it (1.0 writers left such inodes out). */
+		if (required && h->minor < 1 && strcmp(name, VFSD_STATE_FEATURE_LOST) == 0)
+			rec_problem(r, key,
+				    "required feature '%s' is defined by version 1.1, the header "
+				    "says %u.%u",
+				    name, h->major, h->minor);
 		vfsd_state_header_add_feature(h, required, name);
 	}
 	return 1;
@@ -475,6 +482,19 @@ static void do_header(struct rec *r)
 		features(r, "optional_features", false);
 	rd->orphans = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_ORPHANS);
 	rd->file_handles = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_FILE_HANDLES);
+	rd->lost = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_LOST);
+}
+
+/* The first location field of an inode record, or NULL (a lost record has none). */
+static const char *location_key(const struct rec *r)
+{
+	static const char *const keys[] = { "parent",	"name",	  "name_hex",	"path",
+					    "path_hex", "orphan", "orphan_hex", "file_handle" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (has_key(r, keys[i]))
+			return keys[i];
+	return NULL;
 }
 
 static void do_session(struct rec *r)
@@ -554,9 +574,9 @@ static void do_inode(struct rec *r)
 	uint8_t fh[VFSD_STATE_HANDLE_MAX + 1];
 	const struct vfsd_state_inode *p;
 	const struct jl_tok *fho;
-	const char *type;
+	const char *type, *lost, *loc;
 	size_t len;
-	bool id_ok = false;
+	bool id_ok = false, lost_key;
 	int k;
 
 	if (rd->inodes++ >= rd->lim.max_inodes) {
@@ -593,6 +613,15 @@ static void do_inode(struct rec *r)
 				    "fifo, sock",
 				    type);
 	}
+	lost_key = has_key(r, "lost");
+	if (get_str(r, "lost", false, &lost, &len) > 0) {
+		if (strcmp(lost, "unlinked") == 0)
+			in.lost = VFSD_STATE_LOST_UNLINKED;
+		else if (strcmp(lost, "not-found") == 0)
+			in.lost = VFSD_STATE_LOST_NOT_FOUND;
+		else
+			rec_problem(r, "lost", "\"%.32s\" is not one of unlinked, not-found", lost);
+	}
 	if (rd->stop)
 		goto out;
 
@@ -618,6 +647,10 @@ static void do_inode(struct rec *r)
 			    r, "parent",
 			    "dangling parent %llu: no inode with that id earlier in the blob",
 			    (unsigned long long)in.parent);
+		} else if (p->lost) {
+			rec_problem(r, "parent",
+				    "parent %llu is lost: a lost inode has no children in the blob",
+				    (unsigned long long)in.parent);
 		} else if (p->type != VFSD_STATE_T_DIR && p->type != VFSD_STATE_T_UNKNOWN) {
 			rec_problem(r, "parent", "parent %llu is a %s, not a directory",
 				    (unsigned long long)in.parent, vfsd_state_type_name(p->type));
@@ -653,9 +686,25 @@ static void do_inode(struct rec *r)
 		in.has_file_handle = !f.bad;
 		r->bad |= f.bad;
 	}
-	/* Neither parent + name nor a path: the orphan name or the file handle must locate it. */
-	if (in.id != 1 && k == 0 && !in.name && !has_key(r, "orphan") &&
-	    !has_key(r, "orphan_hex") && !has_key(r, "path") && !has_key(r, "path_hex")) {
+	if (lost_key) {
+		/* Lost (1.1): kept under its id, with no location at all. */
+		bool bad = true;
+
+		if (!rd->lost)
+			rec_problem(r, "lost", "used without \"lost\" in required_features");
+		else if (in.id == 1)
+			rec_problem(r, "lost", "the root cannot be lost");
+		else if ((loc = location_key(r)))
+			rec_problem(r, "lost",
+				    "a lost inode has no location, but this record has \"%s\"",
+				    loc);
+		else
+			bad = false;
+		if (bad) /* reported: its children are not reported again for it */
+			in.lost = VFSD_STATE_LOST_NONE;
+	} else if (in.id != 1 && k == 0 && !in.name && !has_key(r, "orphan") &&
+		   !has_key(r, "orphan_hex") && !has_key(r, "path") && !has_key(r, "path_hex")) {
+		/* No parent + name, no path: the orphan name or the handle must locate it. */
 		if (!has_key(r, "file_handle"))
 			rec_problem(r, "parent",
 				    "missing: an inode needs parent and name, a path, an orphan "

@@ -24,7 +24,7 @@ struct vfsd_state_writer {
 	int fd;
 	int error; /* sticky: the first error */
 	bool session_done;
-	bool orphans, file_handles; /* features the header declared */
+	bool orphans, file_handles, lost; /* features the header declared */
 	uint32_t crc;
 	uint64_t records, inodes, handles;
 	uint64_t bytes;
@@ -192,10 +192,13 @@ int vfsd_state_writer_open_cb(vfsd_state_write_fn fn, void *opaque,
 		major = VFSD_STATE_MAJOR;
 		minor = VFSD_STATE_MINOR;
 	}
-	if (major != VFSD_STATE_MAJOR || minor != VFSD_STATE_MINOR)
+	/* Every 1.x up to ours: 1.0 is 1.1 without lost records (vfsd-state convert). */
+	if (major != VFSD_STATE_MAJOR || minor > VFSD_STATE_MINOR)
 		return -EPROTONOSUPPORT;
 	if (plen == sizeof(h->producer) || !state_utf8_ok(h->producer, plen) ||
 	    !features_ok(h->n_required, h->required) || !features_ok(h->n_optional, h->optional))
+		return -EINVAL;
+	if (minor < 1 && vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_LOST))
 		return -EINVAL;
 	w = malloc(sizeof(*w));
 	if (!w)
@@ -206,6 +209,7 @@ int vfsd_state_writer_open_cb(vfsd_state_write_fn fn, void *opaque,
 	w->fd = -EBADF;
 	w->orphans = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_ORPHANS);
 	w->file_handles = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_FILE_HANDLES);
+	w->lost = vfsd_state_header_has_feature(h, true, VFSD_STATE_FEATURE_LOST);
 
 	r = begin(w, &start);
 	if (r < 0) {
@@ -287,19 +291,26 @@ int vfsd_state_writer_inode(struct vfsd_state_writer *w, const struct vfsd_state
 	if (!w->session_done || in->id == 0 || in->type <= VFSD_STATE_T_UNKNOWN ||
 	    in->type > VFSD_STATE_T_SOCK)
 		return fail(w, -EINVAL);
-	if (root ? (in->parent || in->name || in->type != VFSD_STATE_T_DIR)
-		 : (!!in->parent != !!in->name || in->parent == in->id ||
-		    (!located && !in->has_file_handle && !in->orphan && !in->path)))
-		return fail(w, -EINVAL);
-	if (root && in->path)
-		return fail(w, -EINVAL);
+	if (in->lost != VFSD_STATE_LOST_NONE) {
+		/* Lost (1.1): declared, not the root, no location at all (as the reader checks). */
+		if ((in->lost != VFSD_STATE_LOST_UNLINKED &&
+		     in->lost != VFSD_STATE_LOST_NOT_FOUND) ||
+		    !w->lost || root || in->parent || in->name || in->path || in->orphan ||
+		    in->has_file_handle)
+			return fail(w, -EINVAL);
+	} else {
+		if (root ? (in->parent || in->name || in->type != VFSD_STATE_T_DIR || in->path)
+			 : (!!in->parent != !!in->name || in->parent == in->id ||
+			    (!located && !in->has_file_handle && !in->orphan && !in->path)))
+			return fail(w, -EINVAL);
+		if (!root && !located && !in->orphan && !in->path && !w->file_handles)
+			return fail(w, -EINVAL);
+	}
 	if (in->name && !state_name_ok(in->name, strlen(in->name)))
 		return fail(w, -EINVAL);
 	if (in->path && !state_path_ok(in->path, strlen(in->path)))
 		return fail(w, -EINVAL);
 	if (in->orphan && (!state_name_ok(in->orphan, strlen(in->orphan)) || !w->orphans))
-		return fail(w, -EINVAL);
-	if (!root && !located && !in->orphan && !in->path && !w->file_handles)
 		return fail(w, -EINVAL);
 	if (in->has_file_handle && (in->fh_size == 0 || in->fh_size > VFSD_STATE_HANDLE_MAX ||
 				    in->fh_type < 0 || !in->fh_bytes))
@@ -314,6 +325,13 @@ int vfsd_state_writer_inode(struct vfsd_state_writer *w, const struct vfsd_state
 	PUT_LIT(w, ",\"type\":\"");
 	put(w, state_type_names[in->type], strlen(state_type_names[in->type]));
 	w->buf[w->len++] = '"';
+	if (in->lost) {
+		const char *why = vfsd_state_lost_name(in->lost);
+
+		PUT_LIT(w, ",\"lost\":\"");
+		put(w, why, strlen(why));
+		w->buf[w->len++] = '"';
+	}
 	if (in->parent) {
 		PUT_LIT(w, ",\"parent\":");
 		put_u64(w, in->parent);

@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)vfsd_state_read_ex(src_read, &src, &tight, NULL, NULL);
 
 	if (r == 0) {
-		/* 1.x blobs of a newer minor come back as 1.0 without the extras */
+		/* 1.x blobs of another minor come back as ours, without the extras */
 		s->header.minor = VFSD_STATE_MINOR;
 		s->header.n_optional = 0;
 		CHECK(vfsd_state_write_cb(s, mem_write, &a) == 0);

@@ -8,6 +8,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 BASIC=$DATA/state-v1.0-basic.jsonl
 ORPH=$DATA/state-v1.0-orphans-handles.jsonl
+LOST=$DATA/state-v1.1-lost.jsonl
 fails=0
 
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -69,6 +70,21 @@ for f in "$BASIC" "$ORPH"; do
 	expect_rc 0 "$TOOL" convert --to=1.0 "$f" "$TMP/conv.jsonl"
 	cmp -s "$f" "$TMP/conv.jsonl" || fail "convert of $f is not byte-identical"
 done
+# 1.1 re-encodes as itself; down to 1.0 the lost inodes and the handles on them go
+expect_rc 0 "$TOOL" convert --to=1.1 "$LOST" "$TMP/conv.jsonl"
+cmp -s "$LOST" "$TMP/conv.jsonl" || fail "convert of $LOST is not byte-identical"
+expect_rc 0 "$TOOL" convert --to=1.0 "$LOST" "$TMP/lost10.jsonl"
+grep -qF "dropped 2 lost inodes and 1 handle on them" "$TMP/err" || fail "convert --to=1.0 does not say what it dropped: $(cat "$TMP/err")"
+expect_rc 0 "$TOOL" validate "$TMP/lost10.jsonl"; expect_out "valid: version 1.0, 4 inodes, 2 handles"
+grep -q '"lost"' "$TMP/lost10.jsonl" && fail "a 1.0 blob with lost records or the lost feature"
+expect_rc 0 "$TOOL" --json convert --to=1.0 "$LOST" "$TMP/lost10.jsonl"; json_ok
+expect_out '"dropped":{"lost_inodes":2,"handles":1}'
+# a 1.0 blob goes up to 1.1 unchanged but for the version
+expect_rc 0 "$TOOL" convert --to=1.1 "$BASIC" "$TMP/up.jsonl"
+expect_rc 0 "$TOOL" validate "$TMP/up.jsonl"; expect_out "valid: version 1.1, 5 inodes, 3 handles"
+expect_rc 0 "$TOOL" convert --to=1.0 "$TMP/up.jsonl" "$TMP/down.jsonl"
+cmp -s "$BASIC" "$TMP/down.jsonl" || fail "1.0 -> 1.1 -> 1.0 differs from the original"
+expect_rc 2 "$TOOL" convert --to=1.2 "$BASIC" "$TMP/conv2.jsonl"
 expect_rc 2 "$TOOL" convert --to=2.0 "$BASIC" "$TMP/conv2.jsonl"
 expect_rc 2 "$TOOL" convert "$BASIC" "$TMP/conv2.jsonl"
 # a newer minor with optional extras converts down to 1.0

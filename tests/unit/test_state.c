@@ -82,6 +82,16 @@ static struct vfsd_state *build_model(void)
 		  .type = VFSD_STATE_T_CHR,
 		  .parent = 1,
 		  .name = "\xc3\xa9t\xc3\xa9" },
+		{ .id = 13,
+		  .nlookup = 1,
+		  .type = VFSD_STATE_T_DIR,
+		  .lost = VFSD_STATE_LOST_UNLINKED,
+		  .has_ino = true,
+		  .ino = 77 },
+		{ .id = 14,
+		  .nlookup = 3,
+		  .type = VFSD_STATE_T_REG,
+		  .lost = VFSD_STATE_LOST_NOT_FOUND },
 	};
 	const struct vfsd_state_handle handles[] = {
 		{ .fh = 0, .inode = 3, .flags = O_RDWR | O_APPEND },
@@ -94,12 +104,15 @@ static struct vfsd_state *build_model(void)
 		{ .fh = 5, .inode = 6, .flags = O_WRONLY },
 		{ .fh = 6, .inode = 7, .flags = O_RDONLY },
 		{ .fh = 7, .inode = 1, .dir = true },
+		{ .fh = 8, .inode = 14, .flags = O_RDWR },
+		{ .fh = 9, .inode = 13, .dir = true, .has_dir_offset = true, .dir_offset = 5 },
 	};
 
 	cr_assert_eq(vfsd_state_new(&s), 0);
 	vfsd_state_header_init(&s->header, "test 1");
 	cr_assert_eq(vfsd_state_header_add_feature(&s->header, true, "orphans"), 0);
 	cr_assert_eq(vfsd_state_header_add_feature(&s->header, true, "file-handles"), 0);
+	cr_assert_eq(vfsd_state_header_add_feature(&s->header, true, "lost"), 0);
 	s->has_session = true;
 	s->session = (struct vfsd_state_session){ .initialized = true,
 						  .fuse_major = 7,
@@ -107,8 +120,8 @@ static struct vfsd_state *build_model(void)
 						  .fuse_flags = 0x1234567890ull,
 						  .max_write = 1 << 20,
 						  .max_readahead = 128 << 10,
-						  .next_nodeid = 13,
-						  .next_fh = 8,
+						  .next_nodeid = 15,
+						  .next_fh = 10,
 						  .mode = VFSD_STATE_MODE_FIND_PATHS };
 	for (size_t i = 0; i < ARRAY_SIZE(inodes); i++)
 		cr_assert_eq(vfsd_state_add_inode(s, &inodes[i]), 0);
@@ -152,6 +165,7 @@ static void assert_same(const struct vfsd_state *a, const struct vfsd_state *b)
 		cr_assert(streq0(x->name, y->name), "inode %llu name", (unsigned long long)x->id);
 		cr_assert(streq0(x->orphan, y->orphan));
 		cr_assert(streq0(x->path, y->path), "inode %llu path", (unsigned long long)x->id);
+		cr_assert_eq(x->lost, y->lost, "inode %llu lost", (unsigned long long)x->id);
 		cr_assert_eq(x->has_ino, y->has_ino);
 		cr_assert_eq(x->ino, y->ino);
 		cr_assert_eq(x->has_file_handle, y->has_file_handle);
@@ -304,6 +318,12 @@ Test(state, round_trip)
 	cr_assert(strstr(blob, "\"name_hex\":\"fffe\""));
 	cr_assert(strstr(blob, "\"name\":\"we\\\"ird\\\\\\u000a\\u0009\\u0001\""));
 	cr_assert(strstr(blob, "\"name\":\"\xc3\xa9t\xc3\xa9\""));
+	cr_assert(strstr(blob, "{\"kind\":\"inode\",\"id\":13,\"nlookup\":1,\"type\":\"dir\","
+			       "\"lost\":\"unlinked\",\"ino\":77}\n"));
+	cr_assert(strstr(blob, "{\"kind\":\"inode\",\"id\":14,\"nlookup\":3,\"type\":\"reg\","
+			       "\"lost\":\"not-found\"}\n"));
+	cr_assert(strstr(blob, "\"version\":\"1.1\""));
+	cr_assert(strstr(blob, "\"required_features\":[\"orphans\",\"file-handles\",\"lost\"]"));
 	expect_good(blob, &b);
 	assert_same(a, b);
 	again = encode(b, &len2);
@@ -339,6 +359,8 @@ Test(state, paths_and_lookups)
 	cr_assert_str_eq(buf, "b c/link");
 	cr_assert_gt(vfsd_state_inode_path(s, vfsd_state_inode_by_id(s, 7), buf, sizeof(buf)), 0);
 	cr_assert_str_eq(buf, "<handle>");
+	cr_assert_gt(vfsd_state_inode_path(s, vfsd_state_inode_by_id(s, 14), buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "<lost>");
 	cr_assert_eq(vfsd_state_inode_path(s, vfsd_state_inode_by_id(s, 3), buf, 4), -ENAMETOOLONG);
 	cr_assert_null(vfsd_state_inode_by_id(s, 10));
 	cr_assert_eq(vfsd_state_handle_by_fh(s, 5)->inode, 6);
@@ -358,7 +380,11 @@ Test(state, writer_refuses_bad_records)
 	struct vfsd_state_inode orphan = { .id = 2, .type = VFSD_STATE_T_REG, .orphan = "2" };
 
 	vfsd_state_header_init(&h, NULL);
-	h.minor = 1;
+	cr_assert_eq(h.minor, 1);
+	h.minor = 2;
+	cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), -EPROTONOSUPPORT);
+	h.major = 2;
+	h.minor = 0;
 	cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), -EPROTONOSUPPORT);
 	vfsd_state_header_init(&h, NULL);
 	cr_assert_eq(vfsd_state_header_add_feature(&h, true, "Bad Name"), -EINVAL);
@@ -384,6 +410,79 @@ Test(state, writer_refuses_bad_records)
 	cr_assert_eq(vfsd_state_writer_session(w, &ss), 0);
 	cr_assert_eq(vfsd_state_writer_inode(w, &orphan), -EINVAL, "orphans not declared");
 	vfsd_state_writer_free(w);
+	free(m.p);
+}
+
+/* The writer refuses what the reader would refuse about lost records (1.1). */
+Test(state, writer_refuses_bad_lost_records)
+{
+	struct membuf m = { 0 };
+	struct vfsd_state_header h;
+	struct vfsd_state_writer *w;
+	struct vfsd_state_session ss = { .next_nodeid = 10, .next_fh = 1 };
+	struct vfsd_state_inode root = { .id = 1, .type = VFSD_STATE_T_DIR };
+	struct vfsd_state_inode lost = {
+		.id = 2, .nlookup = 1, .type = VFSD_STATE_T_REG, .lost = VFSD_STATE_LOST_NOT_FOUND
+	};
+	struct vfsd_state_inode bad;
+
+	/* 1.0 cannot declare it; without the declaration no lost record goes out */
+	vfsd_state_header_init(&h, NULL);
+	cr_assert_eq(vfsd_state_header_add_feature(&h, true, "lost"), 0);
+	h.minor = 0;
+	cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), -EINVAL);
+	vfsd_state_header_init(&h, NULL);
+	cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), 0);
+	cr_assert_eq(vfsd_state_writer_session(w, &ss), 0);
+	cr_assert_eq(vfsd_state_writer_inode(w, &root), 0);
+	cr_assert_eq(vfsd_state_writer_inode(w, &lost), -EINVAL, "lost not declared");
+	vfsd_state_writer_free(w);
+
+	cr_assert_eq(vfsd_state_header_add_feature(&h, true, "lost"), 0);
+	cr_assert_eq(vfsd_state_header_add_feature(&h, true, "orphans"), 0);
+	cr_assert_eq(vfsd_state_header_add_feature(&h, true, "file-handles"), 0);
+	for (int k = 0; k < 7; k++) {
+		m.len = 0;
+		cr_assert_eq(vfsd_state_writer_open_cb(mem_write, &m, &h, &w), 0);
+		cr_assert_eq(vfsd_state_writer_session(w, &ss), 0);
+		cr_assert_eq(vfsd_state_writer_inode(w, &root), 0);
+		cr_assert_eq(vfsd_state_writer_inode(w, &lost), 0);
+		bad = lost;
+		bad.id = 3;
+		switch (k) {
+		case 0:
+			bad.parent = 1;
+			bad.name = "x";
+			break;
+		case 1:
+			bad.path = "x";
+			break;
+		case 2:
+			bad.orphan = "3";
+			break;
+		case 3:
+			bad.has_file_handle = true;
+			bad.fh_type = 1;
+			bad.fh_size = 1;
+			bad.fh_bytes = (uint8_t *)"x";
+			break;
+		case 4:
+			bad.lost = (enum vfsd_state_lost)3;
+			break;
+		case 5:
+			bad = root;
+			bad.lost = VFSD_STATE_LOST_UNLINKED;
+			break;
+		case 6:
+			bad.lost = VFSD_STATE_LOST_UNLINKED; /* a sound one: written */
+			break;
+		}
+		cr_assert_eq(vfsd_state_writer_inode(w, &bad), k == 6 ? 0 : -EINVAL, "case %d", k);
+		cr_assert_eq(vfsd_state_writer_close(w), k == 6 ? 0 : -EINVAL);
+	}
+	cr_assert(strstr(m.p, "\"id\":3,\"nlookup\":1,\"type\":\"reg\",\"lost\":\"unlinked\"}"),
+		  "%s", m.p);
+	expect_good(m.p, NULL);
 	free(m.p);
 }
 
@@ -827,6 +926,99 @@ Test(state, features_must_be_declared)
 	expect_bad(body, 4, "inode", "file_handle.handle", "not 258");
 }
 
+/* ---- lost records (1.1) ---- */
+
+#define H11(features)                                                                              \
+	"{\"format\":\"vfsd-state\",\"version\":\"1.1\",\"producer\":\"t\","                       \
+	"\"required_features\":[" features "],\"optional_features\":[]}\n"
+#define LOST(id, type, why)                                                                        \
+	"{\"kind\":\"inode\",\"id\":" #id ",\"nlookup\":1,\"type\":\"" type "\",\"lost\":\"" why   \
+	"\"}\n"
+
+Test(state, lost_records_accepted_with_the_feature)
+{
+	_cleanup_free_ char *blob = seal(H11("\"lost\"") S ROOT LOST(
+	    2, "dir", "unlinked") "{\"kind\":\"inode\",\"id\":3,\"nlookup\":0,\"type\":\"reg\","
+				  "\"lost\":\"not-found\","
+				  "\"ino\":99}\n" INODE(
+				      4, 1, "ok", "dir") "{\"kind\":\"handle\",\"fh\":1,\"inode\":"
+							 "3,\"flags\":2,\"dir\":false}\n"
+							 "{\"kind\":\"handle\",\"fh\":2,\"inode\":"
+							 "2,\"flags\":0,\"dir\":true,"
+							 "\"dir_offset\":7}\n");
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
+	const struct vfsd_state_inode *in;
+
+	expect_good(blob, &s);
+	cr_assert(vfsd_state_header_has_feature(&s->header, true, "lost"));
+	in = vfsd_state_inode_by_id(s, 2);
+	cr_assert_eq(in->lost, VFSD_STATE_LOST_UNLINKED);
+	cr_assert_eq(in->type, VFSD_STATE_T_DIR);
+	cr_assert_eq(in->nlookup, 1);
+	cr_assert_not(in->has_ino);
+	in = vfsd_state_inode_by_id(s, 3);
+	cr_assert_eq(in->lost, VFSD_STATE_LOST_NOT_FOUND);
+	cr_assert_eq(in->nlookup, 0);
+	cr_assert(in->has_ino);
+	cr_assert_eq(in->ino, 99);
+	cr_assert_null(in->name);
+	cr_assert_eq(vfsd_state_inode_by_id(s, 4)->lost, VFSD_STATE_LOST_NONE);
+	cr_assert_eq(vfsd_state_handle_by_fh(s, 1)->inode, 3, "handles on lost inodes are carried");
+	cr_assert_eq(vfsd_state_handle_by_fh(s, 2)->inode, 2);
+	cr_assert_str_eq(vfsd_state_lost_name(VFSD_STATE_LOST_UNLINKED), "unlinked");
+	cr_assert_str_eq(vfsd_state_lost_name(VFSD_STATE_LOST_NOT_FOUND), "not-found");
+	cr_assert_str_eq(vfsd_state_lost_name((enum vfsd_state_lost)9), "?");
+}
+
+Test(state, lost_records_rejected)
+{
+	/* not declared: neither in a 1.0 blob nor in a 1.1 one */
+	expect_bad(H S ROOT LOST(2, "reg", "unlinked"), 4, "inode", "lost",
+		   "used without \"lost\" in required_features");
+	expect_bad(H11("\"orphans\"") S ROOT LOST(2, "reg", "not-found"), 4, "inode", "lost",
+		   "used without \"lost\" in required_features");
+	/* 1.0 does not define the feature */
+	expect_bad("{\"format\":\"vfsd-state\",\"version\":\"1.0\",\"producer\":\"t\","
+		   "\"required_features\":[\"lost\"],\"optional_features\":[]}\n" S ROOT,
+		   1, "header", "required_features",
+		   "required feature 'lost' is defined by version 1.1, the header says 1.0");
+	/* a location as well */
+	expect_bad(
+	    H11("\"lost\"") S ROOT
+	    "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"lost\":\"unlinked\","
+	    "\"parent\":1,\"name\":\"x\"}\n",
+	    4, "inode", "lost", "a lost inode has no location, but this record has \"parent\"");
+	expect_bad(
+	    H11("\"lost\"") S ROOT
+	    "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"lost\":\"unlinked\","
+	    "\"path_hex\":\"ff\"}\n",
+	    4, "inode", "lost", "this record has \"path_hex\"");
+	expect_bad(
+	    H11("\"lost\",\"orphans\"") S ROOT
+	    "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"lost\":\"not-found\","
+	    "\"orphan\":\"2\"}\n",
+	    4, "inode", "lost", "this record has \"orphan\"");
+	expect_bad(
+	    H11("\"lost\",\"file-handles\"") S ROOT
+	    "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"lost\":\"not-found\","
+	    "\"file_handle\":{\"type\":1,\"handle\":\"0102\",\"mnt_id\":3}}\n",
+	    4, "inode", "lost", "this record has \"file_handle\"");
+	/* reasons */
+	expect_bad(H11("\"lost\"") S ROOT LOST(2, "reg", "stolen"), 4, "inode", "lost",
+		   "\"stolen\" is not one of unlinked, not-found");
+	expect_bad(H11("\"lost\"") S ROOT LOST(2, "reg", ""), 4, "inode", "lost",
+		   "is not one of unlinked, not-found");
+	expect_bad(H11("\"lost\"") S ROOT
+		   "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"reg\",\"lost\":true}\n",
+		   4, "inode", "lost", "must be a string, not bool");
+	/* the root */
+	expect_bad(H11("\"lost\"") S LOST(1, "dir", "not-found"), 3, "inode", "lost",
+		   "the root cannot be lost");
+	/* a child of a lost directory */
+	expect_bad(H11("\"lost\"") S ROOT LOST(2, "dir", "unlinked") INODE(3, 2, "x", "reg"), 5,
+		   "inode", "parent", "parent 2 is lost");
+}
+
 Test(state, handles)
 {
 	expect_bad(H S ROOT
@@ -1147,6 +1339,30 @@ Test(state, report_all_finds_every_problem_without_cascades)
 	cr_assert_eq(err.line, 4, "err is the first problem");
 }
 
+/* A refused lost record is not "lost" for its children: one report, not one per child. */
+static void expect_one_lost_problem(const char *body)
+{
+	_cleanup_free_ char *blob = seal(body);
+	struct collected c = { 0 };
+	struct memsrc m = { blob, strlen(blob), 0 };
+	struct vfsd_state_read_opts o = { .report = collect, .userdata = &c };
+
+	cr_assert_eq(vfsd_state_read_ex(mem_read, &m, &o, NULL, NULL), -EBADMSG);
+	cr_assert_eq(c.n, 1, "%u problems", c.n);
+	cr_assert_str_eq(c.fields[0], "lost");
+}
+
+Test(state, refused_lost_records_do_not_cascade)
+{
+	expect_one_lost_problem(
+	    H11("\"lost\"") S ROOT
+	    "{\"kind\":\"inode\",\"id\":2,\"nlookup\":1,\"type\":\"dir\","
+	    "\"lost\":\"unlinked\",\"parent\":1,\"name\":\"d\"}\n" INODE(3, 2, "f", "reg"));
+	expect_one_lost_problem(H11("\"lost\"") S LOST(1, "dir", "unlinked") INODE(2, 1, "d", "dir")
+				    INODE(3, 2, "f", "reg"));
+	expect_one_lost_problem(H S ROOT LOST(2, "dir", "unlinked") INODE(3, 2, "f", "reg"));
+}
+
 Test(state, error_format)
 {
 	struct vfsd_state_error e = { .code = -EBADMSG, .line = 7 };
@@ -1317,6 +1533,98 @@ Test(state, golden_v1_0_orphans_handles)
 	cr_assert_eq(vfsd_state_handle_by_fh(s, 10)->inode, 7);
 	cr_assert_eq(vfsd_state_handle_by_fh(s, 11)->inode, 8);
 	cr_assert_eq(vfsd_state_handle_by_fh(s, 11)->flags, 2);
+}
+
+Test(state, golden_v1_1_lost)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *s = load_golden("state-v1.1-lost.jsonl");
+	_cleanup_free_ char *path = data_path("state-v1.1-lost.jsonl");
+	_cleanup_free_ char *orig = NULL, *again = NULL;
+	const struct vfsd_state_inode *in;
+	const struct vfsd_state_handle *h;
+	struct stat st;
+	size_t len;
+	char p[256];
+	int fd;
+
+	cr_assert_eq(s->header.major, 1);
+	cr_assert_eq(s->header.minor, 1);
+	cr_assert_eq(s->header.n_required, 1);
+	cr_assert(vfsd_state_header_has_feature(&s->header, true, "lost"));
+	cr_assert_eq(s->session.mode, VFSD_STATE_MODE_FIND_PATHS);
+	cr_assert_eq(s->session.next_nodeid, 8);
+	cr_assert_eq(s->session.next_fh, 4);
+	cr_assert_eq(s->n_inodes, 6);
+	cr_assert_eq(s->n_handles, 3);
+
+	in = vfsd_state_inode_by_id(s, 3);
+	cr_assert_eq(in->lost, VFSD_STATE_LOST_NONE);
+	vfsd_state_inode_path(s, in, p, sizeof(p));
+	cr_assert_str_eq(p, "work/notes.txt");
+	/* a directory the guest removed itself while still using it */
+	in = vfsd_state_inode_by_id(s, 4);
+	cr_assert_eq(in->lost, VFSD_STATE_LOST_UNLINKED);
+	cr_assert_eq(in->type, VFSD_STATE_T_DIR);
+	cr_assert_eq(in->nlookup, 1);
+	cr_assert(in->has_ino);
+	cr_assert_eq(in->ino, 140);
+	cr_assert_eq(in->parent, 0);
+	cr_assert_null(in->name);
+	cr_assert_null(in->path);
+	cr_assert_null(in->orphan);
+	cr_assert_not(in->has_file_handle);
+	/* a file the source could not find, open */
+	in = vfsd_state_inode_by_id(s, 6);
+	cr_assert_eq(in->lost, VFSD_STATE_LOST_NOT_FOUND);
+	cr_assert_eq(in->type, VFSD_STATE_T_REG);
+	cr_assert_eq(in->nlookup, 2);
+	cr_assert_not(in->has_ino);
+	vfsd_state_inode_path(s, in, p, sizeof(p));
+	cr_assert_str_eq(p, "<lost>");
+	in = vfsd_state_inode_by_id(s, 7);
+	cr_assert_eq(in->type, VFSD_STATE_T_LNK);
+	cr_assert_eq(in->parent, 2);
+	h = vfsd_state_handle_by_fh(s, 3);
+	cr_assert_eq(h->inode, 6);
+	cr_assert_eq(h->flags, 02001); /* O_WRONLY | O_APPEND */
+	cr_assert_eq(vfsd_state_handle_by_fh(s, 0)->dir_offset, 2);
+
+	/* read -> write gives the very same bytes */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	orig = malloc((size_t)st.st_size + 1);
+	cr_assert_eq(read(fd, orig, (size_t)st.st_size), st.st_size);
+	close(fd);
+	again = encode(s, &len);
+	cr_assert_eq(len, (size_t)st.st_size);
+	cr_assert_eq(memcmp(orig, again, len), 0, "re-encoding the 1.1 golden blob differs");
+}
+
+/* 1.0 blobs (no lost records) still load and re-encode as 1.0, byte for byte. */
+Test(state, golden_v1_0_round_trip_as_1_0)
+{
+	static const char *const names[] = { "state-v1.0-basic.jsonl",
+					     "state-v1.0-orphans-handles.jsonl" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		_cleanup_(vfsd_state_freep) struct vfsd_state *s = load_golden(names[i]);
+		_cleanup_free_ char *path = data_path(names[i]), *orig = NULL, *again = NULL;
+		struct stat st;
+		size_t len;
+		int fd;
+
+		cr_assert_eq(s->header.minor, 0);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(fstat(fd, &st), 0);
+		orig = malloc((size_t)st.st_size + 1);
+		cr_assert_eq(read(fd, orig, (size_t)st.st_size), st.st_size);
+		close(fd);
+		again = encode(s, &len);
+		cr_assert_eq(len, (size_t)st.st_size, "%s", names[i]);
+		cr_assert_eq(memcmp(orig, again, len), 0, "%s", names[i]);
+	}
 }
 
 /* ---- migration streams --------------------------------------------------------------------- */
