@@ -73,6 +73,15 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Minor page faults of the whole process so far: fresh memory, costly in a VM. */
+static uint64_t minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_minflt;
+}
+
 /* CPU time of the calling thread, user + system: what the work costs without the
  * waits for other tasks on a busy host. */
 static uint64_t cpu_ns(void)
@@ -248,6 +257,7 @@ struct src_result {
 
 struct dst_result {
 	uint64_t load_ns, load_cpu_ns, read_ns, apply_ns;
+	uint64_t load_faults; /* minor page faults of the process during LOAD */
 	uint64_t inodes, handles;
 	int err;
 };
@@ -370,11 +380,12 @@ static void dest_main(int in, int out)
 	if (pthread_create(&th, NULL, writer_main, &we) != 0)
 		die("pthread_create", EAGAIN);
 	/* LOAD: SET_DEVICE_STATE_FD(LOAD) until CHECK_DEVICE_STATE could answer. */
-	uint64_t c0 = cpu_ns();
+	uint64_t c0 = cpu_ns(), f0 = minor_faults();
 	t0 = now_ns();
 	res.err = vfsd_migration_load(dst.m, p[0]);
 	res.load_ns = now_ns() - t0;
 	res.load_cpu_ns = cpu_ns() - c0;
+	res.load_faults = minor_faults() - f0;
 	pthread_join(th, NULL);
 	close(p[0]);
 	if (res.err < 0)
@@ -615,8 +626,9 @@ int main(int argc, char **argv)
 		snprintf(
 		    notes[n_notes++], sizeof(notes[0]),
 		    "%zu files: lookups %.1f ms, opens %.1f ms; the save waited %.2f ms for the "
-		    "prepare thread",
-		    n, MED(s.lookup_ns), MED(s.open_ns), MED(s.prepare_wait_ns));
+		    "prepare thread; LOAD took %.0f page faults",
+		    n, MED(s.lookup_ns), MED(s.open_ns), MED(s.prepare_wait_ns),
+		    MED(d.load_faults) * 1e6);
 		if (opens[k] == 1000)
 			sw[n_sw++] = (struct sw){ n, MED(s.save_eof_ns), MED(d.load_ns),
 						  MED(s.save_cpu_ns), MED(d.load_cpu_ns) };
