@@ -139,7 +139,10 @@ struct vfsd_state {
 	size_t n_inodes, cap_inodes;
 	struct vfsd_state_handle *handles;
 	size_t n_handles, cap_handles;
-	struct vfsd_state_index *inode_index; /* id -> inodes[] position */
+	size_t n_streamed; /* inodes handed to read_opts.inode_cb */
+	uint8_t *brief;	   /* streamed: type | lost << 4, by index position */
+	size_t cap_brief;
+	struct vfsd_state_index *inode_index; /* id -> inodes[] (or brief[]) position */
 	struct vfsd_state_index *handle_index;
 };
 
@@ -189,6 +192,19 @@ struct vfsd_state_read_opts {
 	vfsd_state_problem_fn report; /* NULL: stop at the first problem */
 	void *userdata;
 	struct vfsd_state_stats *stats; /* optional */
+	/*
+	 * Optional streaming, for a consumer that applies records as they come
+	 * (the migration load): while the blob has had no problem, the session
+	 * record goes to @session_cb and each inode record to @inode_cb as soon
+	 * as it is valid, and the model keeps only its id, type and lost state
+	 * (s->inodes stays empty; s->n_streamed counts them). A callback's
+	 * negative return ends the read with that code. The read can still fail
+	 * after callbacks ran (a later record, the trailer, the checksum): the
+	 * consumer must be able to throw away what it did.
+	 */
+	int (*session_cb)(void *sink, const struct vfsd_state_session *ss);
+	int (*inode_cb)(void *sink, const struct vfsd_state_inode *in);
+	void *sink;
 };
 
 /**

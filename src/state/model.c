@@ -297,13 +297,14 @@ void vfsd_state_free(struct vfsd_state *s)
 		state_inode_clear(&s->inodes[i]);
 	free(s->inodes);
 	free(s->handles);
+	free(s->brief);
 	index_free(s->inode_index);
 	index_free(s->handle_index);
 	free(s);
 }
 
 /* Grow an array to hold one more element; doubling keeps appends O(1). */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+int state_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
 	size_t ncap;
 	void *p;
@@ -323,7 +324,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 
 int state_take_inode(struct vfsd_state *s, struct vfsd_state_inode *in)
 {
-	int r = grow((void **)&s->inodes, &s->cap_inodes, s->n_inodes, sizeof(*s->inodes));
+	int r = state_grow((void **)&s->inodes, &s->cap_inodes, s->n_inodes, sizeof(*s->inodes));
 
 	if (r < 0)
 		return r;
@@ -337,7 +338,8 @@ int state_take_inode(struct vfsd_state *s, struct vfsd_state_inode *in)
 
 int state_push_handle(struct vfsd_state *s, const struct vfsd_state_handle *h)
 {
-	int r = grow((void **)&s->handles, &s->cap_handles, s->n_handles, sizeof(*s->handles));
+	int r =
+	    state_grow((void **)&s->handles, &s->cap_handles, s->n_handles, sizeof(*s->handles));
 
 	if (r < 0)
 		return r;

@@ -64,7 +64,18 @@ struct reader {
 	uint64_t max_id;  /* the largest inode id in the model; 0: none */
 	uint64_t fh_end;  /* the largest fh in the model + 1; 0: none */
 	uint64_t last_id; /* the last inode inode_at() found ... */
-	size_t last_pos;  /* ... and its position in s->inodes */
+	size_t last_pos;  /* ... and its position in s->inodes (s->brief when streaming) */
+
+	/* Streaming (vfsd_state_read_opts.inode_cb): records go out, briefs stay. */
+	int (*session_cb)(void *sink, const struct vfsd_state_session *ss);
+	int (*inode_cb)(void *sink, const struct vfsd_state_inode *in);
+	void *sink;
+};
+
+/* What later records need to know of an earlier inode. */
+struct brief {
+	enum vfsd_state_type type;
+	enum vfsd_state_lost lost;
 };
 
 /* Record a problem; returns -EBADMSG so callers can "return problem(...)". */
@@ -550,20 +561,56 @@ static void do_session(struct rec *r)
 	rd->s->has_session = !r->bad;
 	if (r->bad)
 		rd->s->session.next_nodeid = rd->s->session.next_fh = 0; /* no range checks */
+	else if (rd->session_cb && !rd->problems) {
+		int e = rd->session_cb(rd->sink, &ss);
+
+		if (e < 0)
+			failure(rd, e, "applying the state");
+	}
 }
 
-static const struct vfsd_state_inode *inode_at(struct reader *rd, uint64_t id)
+static struct brief brief_at(const struct reader *rd, size_t pos)
+{
+	if (rd->inode_cb)
+		return (struct brief){ .type = rd->s->brief[pos] & 0xf,
+				       .lost = rd->s->brief[pos] >> 4 };
+	return (struct brief){ .type = rd->s->inodes[pos].type, .lost = rd->s->inodes[pos].lost };
+}
+
+/* The earlier inode @id into *@ret; false: there is none. */
+static bool inode_at(struct reader *rd, uint64_t id, struct brief *ret)
 {
 	ssize_t i;
 
 	/* the model only grows, so a position stays right (0 is never an id) */
-	if (id == rd->last_id && id)
-		return &rd->s->inodes[rd->last_pos];
+	if (id == rd->last_id && id) {
+		*ret = brief_at(rd, rd->last_pos);
+		return true;
+	}
 	if (id > rd->max_id || (i = index_find(rd->s->inode_index, id)) < 0)
-		return NULL;
+		return false;
 	rd->last_id = id;
 	rd->last_pos = (size_t)i;
-	return &rd->s->inodes[i];
+	*ret = brief_at(rd, (size_t)i);
+	return true;
+}
+
+/* Keep @in: in the model, or, streaming, hand it to the sink and keep its brief. */
+static int keep_inode(struct reader *rd, struct vfsd_state_inode *in)
+{
+	struct vfsd_state *s = rd->s;
+	int r;
+
+	if (!rd->inode_cb)
+		return state_take_inode(s, in);
+	r = state_grow((void **)&s->brief, &s->cap_brief, s->n_streamed, 1);
+	if (r == 0)
+		r = index_put(&s->inode_index, in->id, s->n_streamed);
+	if (r < 0)
+		return r;
+	s->brief[s->n_streamed++] = (uint8_t)(in->type | in->lost << 4);
+	/* Only a blob with no problem so far is applied; the read fails anyway otherwise. */
+	return rd->problems ? 0 : rd->inode_cb(rd->sink, in);
 }
 
 static void do_inode(struct rec *r)
@@ -572,7 +619,7 @@ static void do_inode(struct rec *r)
 	const struct vfsd_state_session *ss = &rd->s->session;
 	struct vfsd_state_inode in = { 0 };
 	uint8_t fh[VFSD_STATE_HANDLE_MAX + 1];
-	const struct vfsd_state_inode *p;
+	struct brief p;
 	const struct jl_tok *fho;
 	const char *type, *lost, *loc;
 	size_t len;
@@ -642,18 +689,18 @@ static void do_inode(struct rec *r)
 		if (in.parent == in.id) {
 			rec_problem(r, "parent", "%llu is the inode itself",
 				    (unsigned long long)in.parent);
-		} else if (!(p = inode_at(rd, in.parent))) {
+		} else if (!inode_at(rd, in.parent, &p)) {
 			rec_problem(
 			    r, "parent",
 			    "dangling parent %llu: no inode with that id earlier in the blob",
 			    (unsigned long long)in.parent);
-		} else if (p->lost) {
+		} else if (p.lost) {
 			rec_problem(r, "parent",
 				    "parent %llu is lost: a lost inode has no children in the blob",
 				    (unsigned long long)in.parent);
-		} else if (p->type != VFSD_STATE_T_DIR && p->type != VFSD_STATE_T_UNKNOWN) {
+		} else if (p.type != VFSD_STATE_T_DIR && p.type != VFSD_STATE_T_UNKNOWN) {
 			rec_problem(r, "parent", "parent %llu is a %s, not a directory",
-				    (unsigned long long)in.parent, vfsd_state_type_name(p->type));
+				    (unsigned long long)in.parent, vfsd_state_type_name(p.type));
 		}
 	}
 	if (get_path(r, &in.path) > 0 && in.id == 1)
@@ -722,9 +769,10 @@ out:
 	 */
 	if (id_ok && !rd->stop) {
 		uint64_t id = in.id;
+		int e = keep_inode(rd, &in);
 
-		if (state_take_inode(rd->s, &in) < 0)
-			failure(rd, -ENOMEM, "reading the blob");
+		if (e < 0)
+			failure(rd, e, e == -ENOMEM ? "reading the blob" : "applying the state");
 		else
 			rd->max_id = MAX(rd->max_id, id);
 	}
@@ -736,8 +784,8 @@ static void do_handle(struct rec *r)
 	struct reader *rd = r->rd;
 	const struct vfsd_state_session *ss = &rd->s->session;
 	struct vfsd_state_handle h = { 0 };
-	const struct vfsd_state_inode *in = NULL;
-	bool fh_ok = false;
+	struct brief in;
+	bool fh_ok = false, in_ok = false;
 	uint64_t v;
 
 	if (rd->handles++ >= rd->lim.max_handles) {
@@ -754,15 +802,16 @@ static void do_handle(struct rec *r)
 		else
 			fh_ok = true;
 	}
-	if (get_uint(r, "inode", true, UINT64_MAX, &h.inode) > 0 && !(in = inode_at(rd, h.inode)))
+	if (get_uint(r, "inode", true, UINT64_MAX, &h.inode) > 0 &&
+	    !(in_ok = inode_at(rd, h.inode, &in)))
 		rec_problem(r, "inode", "no inode %llu earlier in the blob",
 			    (unsigned long long)h.inode);
 	if (get_uint(r, "flags", true, UINT32_MAX, &v) > 0)
 		h.flags = (uint32_t)v;
-	if (get_bool(r, "dir", true, &h.dir) > 0 && h.dir && in && in->type != VFSD_STATE_T_DIR &&
-	    in->type != VFSD_STATE_T_UNKNOWN)
+	if (get_bool(r, "dir", true, &h.dir) > 0 && h.dir && in_ok && in.type != VFSD_STATE_T_DIR &&
+	    in.type != VFSD_STATE_T_UNKNOWN)
 		rec_problem(r, "dir", "a directory handle on inode %llu, which is a %s",
-			    (unsigned long long)h.inode, vfsd_state_type_name(in->type));
+			    (unsigned long long)h.inode, vfsd_state_type_name(in.type));
 	if (get_uint(r, "dir_offset", false, UINT64_MAX, &h.dir_offset) > 0) {
 		h.has_dir_offset = true;
 		if (!h.dir)
@@ -920,6 +969,9 @@ int vfsd_state_read_ex(vfsd_state_read_fn fn, void *opaque, const struct vfsd_st
 			rd.lim.max_handles = opts->limits.max_handles;
 		rd.report = opts->report;
 		rd.userdata = opts->userdata;
+		rd.session_cb = opts->session_cb;
+		rd.inode_cb = opts->inode_cb;
+		rd.sink = opts->sink;
 		rd.stats = opts->stats;
 		if (rd.stats)
 			memset(rd.stats, 0, sizeof(*rd.stats));

@@ -21,6 +21,9 @@ ssize_t index_find(const struct vfsd_state_index *ix, uint64_t key);
 /* index_put() - add @key (not present yet) at @pos. Returns 0 or -ENOMEM. */
 int index_put(struct vfsd_state_index **ixp, uint64_t key, size_t pos);
 
+/* state_grow() - make room for element @n of *@arr (doubling). Returns 0 or -ENOMEM. */
+int state_grow(void **arr, size_t *cap, size_t n, size_t elem);
+
 /* index_free() - accepts NULL. */
 void index_free(struct vfsd_state_index *ix);
 

@@ -1722,3 +1722,110 @@ Test(state, migration_stream_extraction)
 	cr_assert_eq(vfsd_state_migstream_find(fd, &at, &count), -ENOENT);
 	cr_assert_eq(count, 0);
 }
+
+/* ---- streaming (read_opts.session_cb / inode_cb) ------------------------------------------- */
+
+struct sink {
+	int sessions;
+	struct vfsd_state *got; /* the inodes handed out, copied */
+	int fail_at;		/* 1-based inode callback that returns -ESTALE; 0: none */
+	size_t calls;
+};
+
+static int sink_session(void *ud, const struct vfsd_state_session *ss)
+{
+	struct sink *k = ud;
+
+	cr_assert_eq(k->calls, 0, "the session comes before every inode");
+	k->sessions++;
+	k->got->session = *ss;
+	k->got->has_session = true;
+	return 0;
+}
+
+static int sink_inode(void *ud, const struct vfsd_state_inode *in)
+{
+	struct sink *k = ud;
+
+	cr_assert_eq(k->sessions, 1);
+	if (++k->calls == (size_t)k->fail_at)
+		return -ESTALE;
+	cr_assert_eq(vfsd_state_add_inode(k->got, in), 0);
+	return 0;
+}
+
+static int read_streamed(const char *blob, size_t len, struct sink *k, struct vfsd_state **ret,
+			 struct vfsd_state_error *err)
+{
+	struct memsrc m = { blob, len, 0 };
+	struct vfsd_state_read_opts o = { .session_cb = sink_session,
+					  .inode_cb = sink_inode,
+					  .sink = k };
+
+	cr_assert_eq(vfsd_state_new(&k->got), 0);
+	return vfsd_state_read_ex(mem_read, &m, &o, ret, err);
+}
+
+/* Streamed, every inode comes out once, in blob order, as the model would hold it. */
+Test(state, streaming_hands_out_every_inode_in_order)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *a = build_model(), *model = NULL, *b = NULL;
+	_cleanup_free_ char *blob = NULL;
+	struct vfsd_state_error err;
+	struct sink k = { 0 };
+	size_t len;
+
+	blob = encode(a, &len);
+	cr_assert_eq(vfsd_state_read_mem(blob, len, NULL, &model, NULL), 0);
+	cr_assert_eq(read_streamed(blob, len, &k, &b, &err), 0, "%s", err.reason);
+	cr_assert_eq(k.sessions, 1);
+	cr_assert_eq(b->n_inodes, 0, "streamed inodes are not kept");
+	cr_assert_eq(b->n_streamed, model->n_inodes);
+	k.got->header = model->header;
+	k.got->n_handles = 0;
+	for (size_t i = 0; i < b->n_handles; i++)
+		cr_assert_eq(vfsd_state_add_handle(k.got, &b->handles[i]), 0);
+	assert_same(model, k.got);
+	vfsd_state_free(k.got);
+}
+
+/* Problems: no inode after the first problem goes out; late ones fail the read all the same. */
+Test(state, streaming_stops_at_problems_and_sink_errors)
+{
+	_cleanup_(vfsd_state_freep) struct vfsd_state *a = build_model();
+	_cleanup_free_ char *blob = NULL, *bad = NULL;
+	struct vfsd_state *b = (struct vfsd_state *)0x1;
+	struct vfsd_state_error err;
+	struct sink k = { 0 };
+	size_t len;
+
+	/* A dangling parent on line 5: the inodes of lines 3-4 went out, none after. */
+	bad =
+	    seal(H S ROOT INODE(2, 1, "d", "dir") INODE(3, 9, "x", "reg") INODE(4, 2, "y", "reg"));
+	cr_assert_eq(read_streamed(bad, strlen(bad), &k, &b, &err), -EBADMSG);
+	cr_assert_eq(err.line, 5);
+	cr_assert_eq(k.calls, 2);
+	cr_assert_eq(b, (struct vfsd_state *)0x1);
+	vfsd_state_free(k.got);
+
+	/* A wrong checksum: every inode went out, and the read still fails. */
+	blob = encode(a, &len);
+	char *sum = strstr(blob, "crc32c:");
+	cr_assert_not_null(sum);
+	sum[7] = sum[7] == '0' ? '1' : '0';
+	k = (struct sink){ 0 };
+	cr_assert_eq(read_streamed(blob, len, &k, &b, &err), -EBADMSG);
+	cr_assert_eq(k.calls, a->n_inodes);
+	cr_assert_str_eq(err.field, "checksum");
+	cr_assert_eq(b, (struct vfsd_state *)0x1);
+	vfsd_state_free(k.got);
+
+	/* The sink says no at the third inode: that code, no more callbacks. */
+	sum[7] = sum[7] == '0' ? '1' : '0';
+	k = (struct sink){ .fail_at = 3 };
+	cr_assert_eq(read_streamed(blob, len, &k, &b, &err), -ESTALE);
+	cr_assert_eq(k.calls, 3);
+	cr_assert(strstr(err.reason, "applying the state"), "%s", err.reason);
+	cr_assert_eq(b, (struct vfsd_state *)0x1);
+	vfsd_state_free(k.got);
+}
