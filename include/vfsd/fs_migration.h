@@ -60,6 +60,9 @@ struct vfsd_fs_inode_rec {
 	const char *name;   /* LOC_NAME: one component */
 	const char *path;   /* LOC_PATH: relative, no leading '/' */
 	const char *orphan; /* LOC_ORPHAN: "<instance-id>/<name>" */
+	bool unlinked;	    /* collect, LOC_NONE: the guest removed its last name through us (no
+			     * orphan kept); false: not found (stale name not found again, orphan
+			     * without a name, already a placeholder) */
 	bool has_fh;
 	struct vfsd_fs_file_handle fh;
 };
@@ -150,6 +153,18 @@ int vfsd_fs_restore_begin(struct vfsd_passthrough *fs, struct vfsd_fs_restore **
  */
 int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
 			  unsigned int flags);
+
+/**
+ * vfsd_fs_restore_placeholder() - add an inode the source could not locate
+ * (a "lost" record) under its node id, without looking for it: an invalid
+ * placeholder with the recorded lookup count and type, whose every op gives
+ * -EIO and which FORGET and the handles on it (restored leniently: -EIO
+ * placeholders too) work on as usual. Only @rec's nodeid, nlookup and type
+ * are used.
+ * Returns: 0 or -errno (reason in vfsd_fs_restore_error()): -EINVAL (bad
+ * node id or type), -EEXIST (duplicate node id), -ENFILE, -ENOMEM.
+ */
+int vfsd_fs_restore_placeholder(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec);
 
 /**
  * vfsd_fs_restore_handle() - re-open one handle under the same fh from its

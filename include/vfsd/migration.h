@@ -41,7 +41,9 @@ struct vfsd_migration_config {
 /* What the last save or load did, for logs and benchmarks. */
 struct vfsd_migration_stats {
 	uint64_t inodes, handles; /* records written or applied */
-	uint64_t skipped;	  /* source: inodes not describable (and handles on them) */
+	uint64_t lost;		  /* source: inodes saved as lost records; destination:
+				   * lost records kept as placeholders (every op EIO) */
+	uint64_t skipped;	  /* source: inodes left out (unknown type; and handles on them) */
 	uint64_t invalid;	  /* destination: placeholders put in by a lenient restore */
 	uint64_t bytes;		  /* blob size */
 	uint64_t prepare_ns;	  /* save: waiting for / running prepare */

@@ -8,9 +8,9 @@
  *    (parent, name) from LOOKUP, CREATE, MKDIR, MKNOD, SYMLINK, LINK,
  *    READDIRPLUS, RENAME (incl. EXCHANGE); UNLINK / RMDIR / an overwriting
  *    RENAME of the recorded name makes it STALE (other hard links remain)
- *    or NONE. A child pins its parent in the table, so every NAME's parent
- *    is collected too (with nlookup 0 when the guest forgot it). Open
- *    handles pin their inode as well.
+ *    or NONE (collected with "unlinked" set). A child pins its parent in the
+ *    table, so every NAME's parent is collected too (with nlookup 0 when the
+ *    guest forgot it). Open handles pin their inode as well.
  *  - STALE -> PATH: a path cached by vfsd_fs_prepare() is re-checked with
  *    one open + fstat (a directory rename may have moved it since); else
  *    readlink of /proc/self/fd/N, which must lie under the shared directory
@@ -18,7 +18,9 @@
  *    link that was removed); else one depth-first walk of the shared
  *    directory (not crossing mounts, skipping .vfsd-orphans) for all the
  *    remaining stale inodes at once, matching (st_dev, st_ino). Every path
- *    found is verified by opening it beneath the root. Not found: NONE.
+ *    found is verified by opening it beneath the root. Not found: NONE
+ *    (not "unlinked": the migration layer writes such an inode as lost,
+ *    "not-found").
  *  - Third-party renames on the host are invisible until a confirm pass
  *    (VFSD_FS_COLLECT_CONFIRM): fstatat(parent, name) must give the
  *    recorded dev/ino, else the name is re-derived as a PATH (or NONE).
@@ -45,6 +47,9 @@
  *  - Lenient (--migration-on-error=guest-error): an inode that cannot be
  *    found becomes a placeholder with the same node id whose every op is
  *    -EIO; its children (if any) fail the same way, and so do handles on it.
+ *    A record the source already knew it could not locate (a "lost" one)
+ *    goes in as such a placeholder directly (vfsd_fs_restore_placeholder()),
+ *    whatever the mode: the migration layer decides whether to accept it.
  *    Inconsistent records (unknown parent id, duplicate ids, bad names) are
  *    errors in both modes: they mean a broken blob, not a changed disk.
  */
@@ -420,6 +425,9 @@ int vfsd_fs_collect_inodes(struct vfsd_passthrough *fs, unsigned int flags, vfsd
 		rec->loc = VFSD_FS_LOC_NONE;
 		if (!i->invalid) {
 			vfsd_inode_table_get_location(fs->inodes, i, &b->snap);
+			/* NONE on a live inode: its last name went through UNLINK / RMDIR /
+			 * RENAME here and no orphan was kept (vfsd_inode_table_name_removed). */
+			rec->unlinked = b->snap.loc == VFSD_LOC_NONE && i->nodeid != FUSE_ROOT_ID;
 			if (force[k] || b->snap.loc == VFSD_LOC_STALE) {
 				if (paths[k]) {
 					rec->loc = VFSD_FS_LOC_PATH;
@@ -440,9 +448,6 @@ int vfsd_fs_collect_inodes(struct vfsd_passthrough *fs, unsigned int flags, vfsd
 			if (flags & VFSD_FS_COLLECT_HANDLES)
 				rec->has_fh = inode_handle(fs, i, &rec->fh) == 0;
 		}
-		if (rec->loc == VFSD_FS_LOC_NONE && i->nodeid != FUSE_ROOT_ID)
-			log_warn("migration: inode %" PRIu64 " cannot be described (unlinked?)",
-				 i->nodeid);
 		r = cb(userdata, rec);
 		if (r < 0)
 			goto out;
@@ -1080,6 +1085,22 @@ failed:
 	if (err < 0)
 		return fail(r, err, "inode %" PRIu64 ": insert placeholder", rec->nodeid);
 	r->n_invalid++;
+	return 0;
+}
+
+int vfsd_fs_restore_placeholder(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec)
+{
+	int err;
+
+	r->error[0] = '\0';
+	if (rec->nodeid <= FUSE_ROOT_ID || rec->nodeid == UINT64_MAX)
+		return fail(r, -EINVAL, "inode %" PRIu64 ": bad node id", rec->nodeid);
+	if (rec->type == 0 || (rec->type & ~(uint32_t)S_IFMT))
+		return fail(r, -EINVAL, "inode %" PRIu64 ": bad type %#o", rec->nodeid, rec->type);
+	err = vfsd_inode_table_restore_invalid(r->inodes, rec->nodeid, rec->type, rec->nlookup);
+	if (err < 0)
+		return fail(r, err, "inode %" PRIu64 ": insert placeholder (duplicate node id?)",
+			    rec->nodeid);
 	return 0;
 }
 

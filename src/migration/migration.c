@@ -8,16 +8,32 @@
  *    control thread never waits for it except to start a new one. Logging
  *    off only marks the result unwanted. The save joins it; a save without
  *    a hint prepares synchronously (longer downtime, logged).
- *  - The header must declare "orphans" / "file-handles" before the first
- *    record, so the save makes a cheap first pass over the inodes (flags 0:
- *    locations only; prepare has cached the expensive paths) to learn
- *    whether any orphan is present, then streams the records in a second
- *    pass. "file-handles" is declared when the blob carries handles and some
- *    inode has no other location (it is then written handle-only).
- *  - An inode with no location and no usable handle cannot be written
- *    (the format has no "lost" record): it is left out with a warning, and
- *    so are the handles on it; the guest then gets errors for it on the
- *    destination (docs/migration.md).
+ *  - The header must declare "orphans" / "file-handles" / "lost" before
+ *    the first record, so the save makes a cheap first pass over the inodes
+ *    (locations, and file handles when the blob carries them; prepare has
+ *    cached the expensive paths and the handles) to learn which it will
+ *    use, then streams the records in a second pass. Both passes decide
+ *    each inode with the same place(). "file-handles" is declared when the
+ *    blob carries handles and some inode has no other location (it is then
+ *    written handle-only).
+ *  - An inode with no location and no usable handle is written as a lost
+ *    record (format 1.1, "lost" declared): "unlinked" when the guest removed
+ *    its last name through us and no orphan was kept, "not-found" for
+ *    everything else (a stale name not found again, an orphan without a
+ *    name, an inode that was already a placeholder). The handles on it go
+ *    as usual. A lost directory is nobody's parent in the blob: an inode
+ *    recorded by a name in it has no location either.
+ *  - Only the second pass runs the confirm check (it costs an fstatat per
+ *    name): a name that fails it and is not found again has no location
+ *    only then, after a header without "lost" may have gone out. Such an
+ *    inode (and one whose file type is unknown) is left out with a warning,
+ *    with the handles on it, as format 1.0 did for every lost inode.
+ *  - Destination: a lost inode becomes a placeholder under its id with its
+ *    lookup count (vfsd_fs_restore_placeholder(): requests give EIO, FORGET
+ *    works). Under --migration-on-error=abort a "not-found" one, or a
+ *    handle on any lost one, fails the load; an "unlinked" one without
+ *    handles is accepted: the guest removed it itself and can no longer
+ *    reach it by name (a shell whose working directory was removed).
  *  - Orphans: the fs names them "<instance>/<name>" below .vfsd-orphans, the
  *    blob's "orphan" holds one name. The record also carries
  *    "path": ".vfsd-orphans/<instance>/<name>" (where it really is), from
@@ -282,32 +298,159 @@ static uint32_t mode_from_type(enum vfsd_state_type t)
 	return (size_t)t < ARRAY_SIZE(modes) ? modes[t] : 0;
 }
 
+/* A set of node ids (open addressing; 0 is never a node id). */
+struct idset {
+	uint64_t *slot;
+	size_t mask, used; /* capacity - 1 (0: no table yet) */
+};
+
+static bool idset_has(const struct idset *s, uint64_t id)
+{
+	if (!s->slot)
+		return false;
+	for (size_t i = (id * 0x9e3779b97f4a7c15ull) >> 7 & s->mask;; i = (i + 1) & s->mask) {
+		if (s->slot[i] == id)
+			return true;
+		if (s->slot[i] == 0)
+			return false;
+	}
+}
+
+static int idset_add(struct idset *s, uint64_t id)
+{
+	if (idset_has(s, id))
+		return 0;
+	if ((s->used + 1) * 2 > s->mask + 1) {
+		struct idset n = { .mask = s->slot ? 2 * s->mask + 1 : 15 };
+
+		n.slot = calloc(n.mask + 1, sizeof(*n.slot));
+		if (!n.slot)
+			return -ENOMEM;
+		for (size_t i = 0; s->slot && i <= s->mask; i++)
+			if (s->slot[i])
+				(void)idset_add(&n, s->slot[i]);
+		free(s->slot);
+		*s = n;
+	}
+	for (size_t i = (id * 0x9e3779b97f4a7c15ull) >> 7 & s->mask;; i = (i + 1) & s->mask) {
+		if (s->slot[i] == 0) {
+			s->slot[i] = id;
+			s->used++;
+			return 0;
+		}
+	}
+}
+
+/*
+ * How an inode goes into the blob; both passes decide it the same way, so
+ * that the first one declares exactly the features the second one uses.
+ */
+struct placing {
+	bool orphans;	   /* "orphans" is declared (the scan: will be, as it sees one) */
+	bool handles;	   /* file handles go into the blob */
+	struct idset gone; /* directories written without a location, or left out */
+	char path[sizeof(ORPHANS_DIR) + 2 * VFSD_STATE_NAME_MAX + 2];
+};
+
+/*
+ * Fill @in from @rec (strings borrowed from @rec and @p); returns whether
+ * it has a location. A name in a directory that is itself written without
+ * a location (or left out) is no location: a lost inode is nobody's parent.
+ */
+static bool place(struct placing *p, const struct vfsd_fs_inode_rec *rec,
+		  struct vfsd_state_inode *in)
+{
+	bool located = true;
+	const char *slash;
+
+	*in = (struct vfsd_state_inode){
+		.id = rec->nodeid,
+		.nlookup = rec->nlookup,
+		.type = type_from_mode(rec->type),
+		.has_ino = rec->has_ino,
+		.ino = rec->ino,
+	};
+	switch (rec->loc) {
+	case VFSD_FS_LOC_ROOT:
+		break;
+	case VFSD_FS_LOC_NAME:
+		if (idset_has(&p->gone, rec->parent)) {
+			located = false;
+			break;
+		}
+		in->parent = rec->parent;
+		in->name = (char *)rec->name;
+		break;
+	case VFSD_FS_LOC_PATH:
+		in->path = (char *)rec->path;
+		break;
+	case VFSD_FS_LOC_ORPHAN:
+		slash = strchr(rec->orphan, '/');
+		if (!p->orphans || !slash ||
+		    snprintf(p->path, sizeof(p->path), "%s/%s", ORPHANS_DIR, rec->orphan) >=
+			(int)sizeof(p->path)) {
+			located = false;
+			break;
+		}
+		in->orphan = (char *)(slash + 1);
+		in->path = p->path;
+		break;
+	case VFSD_FS_LOC_NONE:
+	default:
+		located = rec->nodeid == FUSE_ROOT_ID;
+		break;
+	}
+	if (p->handles && rec->has_fh) {
+		in->has_file_handle = true;
+		in->fh_type = rec->fh.type;
+		in->fh_size = rec->fh.size;
+		in->fh_bytes = (uint8_t *)rec->fh.bytes;
+		in->mnt_id = rec->fh.mnt_id;
+	}
+	return located;
+}
+
+/* A directory that goes without a location: its children cannot name it. */
+static int placed_nowhere(struct placing *p, const struct vfsd_state_inode *in)
+{
+	return in->type == VFSD_STATE_T_DIR ? idset_add(&p->gone, in->id) : 0;
+}
+
 struct scan {
-	uint64_t orphans, unlocated;
+	struct placing pl;
+	uint64_t orphans, unlocated, lost;
 };
 
 static int scan_cb(void *userdata, const struct vfsd_fs_inode_rec *rec)
 {
 	struct scan *s = userdata;
+	struct vfsd_state_inode in;
+	bool located = place(&s->pl, rec, &in);
 
+	if (in.type == VFSD_STATE_T_UNKNOWN)
+		return 0; /* left out */
 	if (rec->loc == VFSD_FS_LOC_ORPHAN)
 		s->orphans++;
-	else if (rec->loc == VFSD_FS_LOC_NONE && rec->nodeid != FUSE_ROOT_ID)
-		s->unlocated++;
-	return 0;
+	if (located)
+		return 0;
+	s->unlocated++;
+	/* Without another location the blob carries the handle ("file-handles"). */
+	if (in.has_file_handle)
+		return 0;
+	s->lost++;
+	return placed_nowhere(&s->pl, &in);
 }
 
 struct save {
 	struct vfsd_migration *m;
 	struct vfsd_state_writer *w;
-	bool orphans, handle_only; /* declared in the header */
-	bool handles;		   /* file handles go into the blob */
-	uint64_t *skipped;	   /* node ids left out, in collect order then sorted */
+	struct placing pl;
+	bool handle_only, lost; /* "file-handles" and "lost" declared in the header */
+	uint64_t *skipped;	/* node ids left out, in collect order then sorted */
 	size_t n_skipped, cap_skipped;
-	char path[sizeof(ORPHANS_DIR) + 2 * VFSD_STATE_NAME_MAX + 2];
 };
 
-static int skip_inode(struct save *s, uint64_t nodeid)
+static int skip_inode(struct save *s, const struct vfsd_state_inode *in)
 {
 	if (s->n_skipped == s->cap_skipped) {
 		size_t cap = s->cap_skipped ? 2 * s->cap_skipped : 16;
@@ -318,8 +461,8 @@ static int skip_inode(struct save *s, uint64_t nodeid)
 		s->skipped = v;
 		s->cap_skipped = cap;
 	}
-	s->skipped[s->n_skipped++] = nodeid;
-	return 0;
+	s->skipped[s->n_skipped++] = in->id;
+	return placed_nowhere(&s->pl, in);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -332,59 +475,38 @@ static int cmp_u64(const void *a, const void *b)
 static int save_inode_cb(void *userdata, const struct vfsd_fs_inode_rec *rec)
 {
 	struct save *s = userdata;
-	struct vfsd_state_inode in = {
-		.id = rec->nodeid,
-		.nlookup = rec->nlookup,
-		.type = type_from_mode(rec->type),
-		.has_ino = rec->has_ino,
-		.ino = rec->ino,
-	};
-	bool located = true;
-	const char *slash;
+	struct vfsd_state_inode in;
+	bool located = place(&s->pl, rec, &in);
+	int r;
 
-	switch (rec->loc) {
-	case VFSD_FS_LOC_ROOT:
-		break;
-	case VFSD_FS_LOC_NAME:
-		in.parent = rec->parent;
-		in.name = (char *)rec->name;
-		break;
-	case VFSD_FS_LOC_PATH:
-		in.path = (char *)rec->path;
-		break;
-	case VFSD_FS_LOC_ORPHAN:
-		slash = strchr(rec->orphan, '/');
-		if (!s->orphans || !slash ||
-		    snprintf(s->path, sizeof(s->path), "%s/%s", ORPHANS_DIR, rec->orphan) >=
-			(int)sizeof(s->path)) {
-			located = false;
-			break;
-		}
-		in.orphan = (char *)(slash + 1);
-		in.path = s->path;
-		break;
-	case VFSD_FS_LOC_NONE:
-	default:
-		located = rec->nodeid == FUSE_ROOT_ID;
-		break;
-	}
-	if (s->handles && rec->has_fh) {
-		in.has_file_handle = true;
-		in.fh_type = rec->fh.type;
-		in.fh_size = rec->fh.size;
-		in.fh_bytes = (uint8_t *)rec->fh.bytes;
-		in.mnt_id = rec->fh.mnt_id;
-	}
-	if (!located && !(in.has_file_handle && s->handle_only)) {
-		log_warn("migration: inode %" PRIu64 " (%s) has no location (unlinked?) and is "
-			 "left out of the state: the guest will get errors for it",
-			 rec->nodeid, vfsd_fs_loc_name(rec->loc));
-		return skip_inode(s, rec->nodeid);
-	}
 	if (in.type == VFSD_STATE_T_UNKNOWN) {
 		log_warn("migration: inode %" PRIu64 " has an unknown file type %#o: left out",
 			 rec->nodeid, rec->type);
-		return skip_inode(s, rec->nodeid);
+		return skip_inode(s, &in);
+	}
+	if (!located && !(in.has_file_handle && s->handle_only)) {
+		if (!s->lost) {
+			/*
+			 * Located in the first pass, not now (a name that failed
+			 * the confirm pass and was not found again, or the host
+			 * changed in between): the header is out without "lost".
+			 */
+			log_warn("migration: inode %" PRIu64 " (%s) was found to have no location "
+				 "only after the header was written: left out of the state with "
+				 "its handles",
+				 rec->nodeid, vfsd_fs_loc_name(rec->loc));
+			return skip_inode(s, &in);
+		}
+		in.has_file_handle = false;
+		in.lost = rec->unlinked ? VFSD_STATE_LOST_UNLINKED : VFSD_STATE_LOST_NOT_FOUND;
+		log_warn("migration: inode %" PRIu64 " (%s, %s) has no location: saved as lost "
+			 "(%s); the destination keeps its id, every request on it fails",
+			 rec->nodeid, vfsd_state_type_name(in.type), vfsd_fs_loc_name(rec->loc),
+			 vfsd_state_lost_name(in.lost));
+		r = placed_nowhere(&s->pl, &in);
+		if (r < 0)
+			return r;
+		s->m->stats.lost++;
 	}
 	s->m->stats.inodes++;
 	return vfsd_state_writer_inode(s->w, &in);
@@ -402,6 +524,7 @@ static int save_handle_cb(void *userdata, const struct vfsd_fs_handle_rec *rec)
 		.dir_offset = rec->dir_offset,
 	};
 
+	/* Handles on a lost inode go as usual; only those on a left-out one cannot. */
 	if (s->n_skipped &&
 	    bsearch(&rec->nodeid, s->skipped, s->n_skipped, sizeof(uint64_t), cmp_u64)) {
 		log_warn("migration: handle %" PRIu64 " of inode %" PRIu64 " left out with it",
@@ -436,23 +559,28 @@ static int save_locked(struct vfsd_migration *m, struct save *s, vfsd_state_writ
 {
 	struct vfsd_state_header h;
 	struct vfsd_state_session ss;
-	struct scan scan = { 0 };
-	unsigned int flags = (with_handles(m) ? VFSD_FS_COLLECT_HANDLES : 0) |
-			     (m->cfg.confirm_paths ? VFSD_FS_COLLECT_CONFIRM : 0);
+	struct scan scan = { .pl = { .orphans = true, .handles = with_handles(m) } };
+	unsigned int handles = with_handles(m) ? VFSD_FS_COLLECT_HANDLES : 0;
+	unsigned int flags = handles | (m->cfg.confirm_paths ? VFSD_FS_COLLECT_CONFIRM : 0);
 	int r;
 
-	r = vfsd_fs_collect_inodes(m->fs, 0, scan_cb, &scan);
+	/* Handles too (prepare cached them): an inode with one only is not lost. */
+	r = vfsd_fs_collect_inodes(m->fs, handles, scan_cb, &scan);
+	free(scan.pl.gone.slot);
 	if (r < 0)
 		return set_error(m, r, "scanning the inodes: %s", strerror(-r));
-	s->orphans = scan.orphans > 0;
-	s->handles = with_handles(m);
-	s->handle_only = s->handles && scan.unlocated > 0;
+	s->pl.orphans = scan.orphans > 0;
+	s->pl.handles = with_handles(m);
+	s->handle_only = s->pl.handles && scan.unlocated > 0;
+	s->lost = scan.lost > 0;
 
 	vfsd_state_header_init(&h, NULL);
-	if (s->orphans)
+	if (s->pl.orphans)
 		(void)vfsd_state_header_add_feature(&h, true, VFSD_STATE_FEATURE_ORPHANS);
 	if (s->handle_only)
 		(void)vfsd_state_header_add_feature(&h, true, VFSD_STATE_FEATURE_FILE_HANDLES);
+	if (s->lost)
+		(void)vfsd_state_header_add_feature(&h, true, VFSD_STATE_FEATURE_LOST);
 	r = vfsd_state_writer_open_cb(fn, opaque, &h, &s->w);
 	if (r < 0)
 		return set_error(m, r, "header: %s", strerror(-r));
@@ -501,6 +629,7 @@ int vfsd_migration_save_cb(struct vfsd_migration *m, vfsd_state_write_fn fn, voi
 	r = save_locked(m, &s, fn, opaque);
 	pthread_rwlock_unlock(&m->session->lock);
 	free(s.skipped);
+	free(s.pl.gone.slot);
 	m->stats.collect_ns = now_ns() - t1;
 
 	if (r == -EPIPE) {
@@ -512,10 +641,10 @@ int vfsd_migration_save_cb(struct vfsd_migration *m, vfsd_state_write_fn fn, voi
 		log_error("migration: save failed: %s; nothing was changed", m->error);
 		return r;
 	}
-	log_info("migration: saved %" PRIu64 " inodes and %" PRIu64 " handles (%" PRIu64
-		 " bytes, %" PRIu64 " left out) in %" PRIu64 " us (+%" PRIu64 " us waiting for "
-		 "the prepare)",
-		 m->stats.inodes, m->stats.handles, m->stats.bytes, m->stats.skipped,
+	log_info("migration: saved %" PRIu64 " inodes (%" PRIu64 " lost) and %" PRIu64
+		 " handles (%" PRIu64 " bytes, %" PRIu64 " left out) in %" PRIu64 " us (+%" PRIu64
+		 " us waiting for the prepare)",
+		 m->stats.inodes, m->stats.lost, m->stats.handles, m->stats.bytes, m->stats.skipped,
 		 m->stats.collect_ns / 1000, m->stats.prepare_ns / 1000);
 	return 0;
 }
@@ -611,7 +740,7 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 	unsigned int base = m->cfg.on_error_guest_error ? VFSD_FS_RESTORE_LENIENT : 0;
 	bool by_handle = s->has_session && s->session.mode == VFSD_STATE_MODE_FILE_HANDLES;
 	size_t old_inodes, old_handles;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), lost = 0;
 	int err;
 
 	m->error[0] = '\0';
@@ -633,6 +762,27 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 		unsigned int flags = base;
 
 		inode_rec(s, in, rec);
+		if (in->lost) {
+			/*
+			 * The source could not locate it: a placeholder keeps the id
+			 * and the lookups (FORGET works, requests fail). Under abort
+			 * only for one the guest removed itself, unless a handle on
+			 * it is still open (checked with the handles).
+			 */
+			if (!m->cfg.on_error_guest_error && in->lost != VFSD_STATE_LOST_UNLINKED) {
+				err = set_error(m, -ENOENT,
+						"inode %" PRIu64 ": lost on the source (%s)",
+						in->id, vfsd_state_lost_name(in->lost));
+				goto fail;
+			}
+			err = vfsd_fs_restore_placeholder(r, rec);
+			if (err < 0) {
+				set_error(m, err, "%s", vfsd_fs_restore_error(r));
+				goto fail;
+			}
+			lost++;
+			continue;
+		}
 		if (rec->has_fh && (by_handle || rec->loc == VFSD_FS_LOC_NONE))
 			flags |= VFSD_FS_RESTORE_BY_HANDLE;
 		else if (rec->has_fh) /* find-paths with handles: the source asked to verify */
@@ -650,6 +800,7 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 	}
 	for (size_t k = 0; k < s->n_handles; k++) {
 		const struct vfsd_state_handle *h = &s->handles[k];
+		const struct vfsd_state_inode *in;
 
 		hrecs[k] = (struct vfsd_fs_handle_rec){
 			.fh = h->fh,
@@ -659,6 +810,15 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 			.has_dir_offset = h->has_dir_offset,
 			.dir_offset = h->dir_offset,
 		};
+
+		/* Open on a lost inode: the guest still uses it; lenient makes it EIO. */
+		if (lost && !m->cfg.on_error_guest_error &&
+		    (in = vfsd_state_inode_by_id(s, h->inode)) && in->lost) {
+			err = set_error(m, -ENOENT,
+					"handle %" PRIu64 ": its inode %" PRIu64 " is lost (%s)",
+					h->fh, h->inode, vfsd_state_lost_name(in->lost));
+			goto fail;
+		}
 	}
 	/* The device is stopped: every CPU can help re-open (the "in parallel" of the issue). */
 	err = vfsd_fs_restore_handles(r, hrecs, s->n_handles, base, restore_threads());
@@ -672,6 +832,7 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 		goto fail;
 	}
 	m->stats.invalid = vfsd_fs_restore_invalid_count(r);
+	m->stats.lost = lost;
 	m->stats.inodes = s->n_inodes;
 	m->stats.handles = s->n_handles;
 
@@ -740,12 +901,17 @@ int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void
 			  m->error);
 		return r;
 	}
-	log_info("migration: loaded %" PRIu64 " inodes and %" PRIu64 " handles (%s session%s); "
-		 "read+validate %" PRIu64 " us, re-open+commit %" PRIu64 " us",
-		 m->stats.inodes, m->stats.handles,
+	log_info("migration: loaded %" PRIu64 " inodes (%" PRIu64 " lost) and %" PRIu64
+		 " handles (%s session%s); read+validate %" PRIu64 " us, re-open+commit %" PRIu64
+		 " us",
+		 m->stats.inodes, m->stats.lost, m->stats.handles,
 		 s->session.initialized ? "initialised" : "uninitialised",
-		 m->stats.invalid ? ", some inodes give EIO" : "", m->stats.collect_ns / 1000,
-		 m->stats.apply_ns / 1000);
+		 m->stats.invalid || m->stats.lost ? ", some inodes give EIO" : "",
+		 m->stats.collect_ns / 1000, m->stats.apply_ns / 1000);
+	if (m->stats.lost)
+		log_warn("migration: %" PRIu64 " inodes were lost on the source (no location): "
+			 "they keep their ids and lookup counts as placeholders that give EIO",
+			 m->stats.lost);
 	if (m->stats.invalid)
 		log_warn("migration: %" PRIu64 " inodes or handles could not be found and give "
 			 "EIO to the guest (--migration-on-error=guest-error)",

@@ -503,3 +503,73 @@ Test(migration, save_reader_closes_early)
 	resume();
 	check_held(&h);
 }
+
+/*
+ * A directory the guest removed while still holding it (a shell's working
+ * directory) travels as a lost record: under abort (the default) the
+ * destination keeps its id as a placeholder that answers EIO, and the
+ * guest's FORGET of it works.
+ */
+Test(migration, removed_directory_still_held_travels_as_lost)
+{
+	struct held h;
+	struct blob b;
+	struct fuse_entry_out e;
+	struct fuse_attr_out ao;
+	unsigned bases[NQ];
+
+	start_source();
+	use_source(&h);
+	cr_assert_eq(vfe_fuse_mkdir(FE, FUSE_ROOT_ID, "cwd", 0755, &e), 0);
+	uint64_t cwd = e.nodeid;
+	cr_assert_eq(vfe_fuse_unlink(FE, FUSE_ROOT_ID, "cwd", true), 0);
+	logging(true);
+	cr_assert_eq(vfe_stop(FE, bases), 0);
+	cr_assert_eq(save_state(&b), 0, "source CHECK");
+	cr_assert(memmem(b.p, b.len, "\"lost\":\"unlinked\"", 17));
+	cr_assert(memmem(b.p, b.len, "\"required_features\":[\"lost\"]", 28));
+	cr_assert(src_log_has("(1 lost)"));
+
+	spawn_destination();
+	switch_to_destination();
+	realize();
+	cr_assert_eq(load_state(&b), 0, "destination CHECK");
+	cr_assert(dst_log_has("(1 lost)"));
+	resume();
+	check_held(&h);
+	cr_assert_eq(vfe_fuse_getattr(FE, cwd, &ao), -EIO);
+	cr_assert_eq(vfe_fuse_forget(FE, cwd, 1), 0);
+	cr_assert_eq(vfe_fuse_getattr(FE, cwd, &ao), -ENOENT, "forgotten");
+	cr_assert(vfe_backend_alive(DST));
+	free(b.p);
+}
+
+/* An open handle on such a directory: abort refuses the state, the source resumes. */
+Test(migration, handle_on_a_lost_directory_fails_abort)
+{
+	struct held h;
+	struct blob b;
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+
+	start_source();
+	use_source(&h);
+	cr_assert_eq(vfe_fuse_mkdir(FE, FUSE_ROOT_ID, "cwd", 0755, &e), 0);
+	cr_assert_eq(vfe_fuse_open(FE, e.nodeid, O_RDONLY, true, &o), 0);
+	cr_assert_eq(vfe_fuse_unlink(FE, FUSE_ROOT_ID, "cwd", true), 0);
+	logging(true);
+	cr_assert_eq(vfe_stop(FE, NULL), 0);
+	cr_assert_eq(save_state(&b), 0, "source CHECK");
+
+	spawn_destination();
+	switch_to_destination();
+	realize();
+	cr_assert_neq(load_state(&b), 0, "abort must refuse a handle on a lost inode");
+	cr_assert(dst_log_has("is lost"));
+	cr_assert(dst_log_has("nothing changed"));
+
+	switch_back_to_source();
+	resume();
+	check_held(&h);
+	free(b.p);
+}

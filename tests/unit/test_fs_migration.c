@@ -988,3 +988,89 @@ Test(fsm, handles_reopen_in_parallel_as_one_by_one)
 			cr_assert_eq(read_on(dst, a, m.h[k].fh, 0, 4, buf, sizeof(buf)), 3);
 	}
 }
+
+/* ---- lost inodes ---- */
+
+Test(fsm, collect_tells_unlinked_from_not_found)
+{
+	struct recs c;
+	const struct vfsd_fs_inode_rec *r;
+
+	/* removed by the guest: NONE, unlinked */
+	uint64_t d = mkdir_on(src, FUSE_ROOT_ID, "d");
+	cr_assert_eq(ops->rmdir(src, &ctx, FUSE_ROOT_ID, "d"), 0);
+	cr_assert_eq(symlinkat("target", dirfd_, "l"), 0); /* only regular files become orphans */
+	uint64_t f = lookup_on(src, FUSE_ROOT_ID, "l");
+	cr_assert_eq(ops->unlink(src, &ctx, FUSE_ROOT_ID, "l"), 0);
+	/* a stale name whose other link went behind our back: NONE, not unlinked */
+	host_write("x", "x");
+	cr_assert_eq(linkat(dirfd_, "x", dirfd_, "y", 0), 0);
+	uint64_t x = lookup_on(src, FUSE_ROOT_ID, "x");
+	cr_assert_eq(ops->unlink(src, &ctx, FUSE_ROOT_ID, "x"), 0);
+	cr_assert_eq(unlinkat(dirfd_, "y", 0), 0);
+	/* a stale name found again: PATH */
+	host_write("p", "p");
+	cr_assert_eq(linkat(dirfd_, "p", dirfd_, "q", 0), 0);
+	uint64_t p = lookup_on(src, FUSE_ROOT_ID, "p");
+	cr_assert_eq(ops->unlink(src, &ctx, FUSE_ROOT_ID, "p"), 0);
+
+	collect(src, 0, &c);
+	r = find(&c, d);
+	cr_assert_eq(r->loc, VFSD_FS_LOC_NONE);
+	cr_assert(r->unlinked);
+	cr_assert(r->has_ino);
+	r = find(&c, f);
+	cr_assert_eq(r->loc, VFSD_FS_LOC_NONE);
+	cr_assert(r->unlinked);
+	r = find(&c, x);
+	cr_assert_eq(r->loc, VFSD_FS_LOC_NONE);
+	cr_assert_not(r->unlinked);
+	r = find(&c, p);
+	cr_assert_eq(r->loc, VFSD_FS_LOC_PATH);
+	cr_assert_not(r->unlinked);
+	cr_assert_not(find(&c, FUSE_ROOT_ID)->unlinked);
+}
+
+Test(fsm, placeholder_keeps_id_and_lookups)
+{
+	struct vfsd_fs_restore *r = NULL;
+	struct vfsd_fs_inode_rec root = { .nodeid = FUSE_ROOT_ID,
+					  .type = S_IFDIR,
+					  .loc = VFSD_FS_LOC_ROOT };
+	struct vfsd_fs_inode_rec lost = { .nodeid = 7, .nlookup = 3, .type = S_IFREG };
+	struct vfsd_fs_handle_rec h = { .fh = 4, .nodeid = 7, .flags = O_RDWR };
+	struct fuse_attr_out ao;
+	char buf[8];
+	size_t ni, nh;
+
+	dst = new_fs();
+	cr_assert_eq(vfsd_fs_restore_begin(dst, &r), 0);
+	cr_assert_eq(vfsd_fs_restore_inode(r, &root, 0), 0);
+	cr_assert_eq(vfsd_fs_restore_placeholder(r, &lost), 0, "%s", vfsd_fs_restore_error(r));
+	/* bad records are refused */
+	struct vfsd_fs_inode_rec bad = lost;
+	bad.nodeid = FUSE_ROOT_ID;
+	cr_assert_eq(vfsd_fs_restore_placeholder(r, &bad), -EINVAL);
+	bad = lost;
+	bad.type = 0;
+	cr_assert_eq(vfsd_fs_restore_placeholder(r, &bad), -EINVAL);
+	cr_assert_eq(vfsd_fs_restore_placeholder(r, &lost), -EEXIST);
+	cr_assert(strstr(vfsd_fs_restore_error(r), "inode 7"), "%s", vfsd_fs_restore_error(r));
+	/* a handle on it: refused unless lenient, then an EIO placeholder */
+	cr_assert_eq(vfsd_fs_restore_handle(r, &h, 0), -EIO);
+	cr_assert_eq(vfsd_fs_restore_handle(r, &h, VFSD_FS_RESTORE_LENIENT), 0);
+	cr_assert_eq(vfsd_fs_restore_counters(r, 8, 5), 0);
+	cr_assert_eq(vfsd_fs_restore_invalid_count(r), 1, "the handle, not the inode");
+	vfsd_fs_restore_commit(r);
+
+	cr_assert_eq(ops->getattr(dst, &ctx, 7, NULL, &ao), -EIO);
+	cr_assert_eq(read_on(dst, 7, 4, 0, 4, buf, sizeof(buf)), -EIO);
+	release_on(dst, 7, 4);
+	ops->forget(dst, 7, 2);
+	cr_assert_eq(ops->getattr(dst, &ctx, 7, NULL, &ao), -EIO, "one lookup left");
+	ops->forget(dst, 7, 1);
+	cr_assert_eq(ops->getattr(dst, &ctx, 7, NULL, &ao), -ENOENT);
+	vfsd_passthrough_counts(dst, &ni, &nh);
+	cr_assert_eq(ni, 1);
+	cr_assert_eq(nh, 0);
+}
