@@ -272,9 +272,15 @@ int vfsd_state_add_handle(struct vfsd_state *s, const struct vfsd_state_handle *
 
 /**
  * vfsd_state_inode_by_id() - find an inode of the model by id.
- * Returns: the inode or NULL.
+ * Returns: the inode or NULL (also for every inode of a streamed read).
  */
 const struct vfsd_state_inode *vfsd_state_inode_by_id(const struct vfsd_state *s, uint64_t id);
+
+/**
+ * vfsd_state_lost_of() - whether inode @id is lost, in a model or a streamed read.
+ * Returns: its lost state; VFSD_STATE_LOST_NONE also when there is no such inode.
+ */
+enum vfsd_state_lost vfsd_state_lost_of(const struct vfsd_state *s, uint64_t id);
 
 /**
  * vfsd_state_handle_by_fh() - find a handle of the model by fh.

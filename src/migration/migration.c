@@ -662,8 +662,7 @@ int vfsd_migration_save(struct vfsd_migration *m, int fd)
 /* ---- load ------------------------------------------------------------------------------ */
 
 /* The fs record for a model inode; @buf holds strings derived from it. */
-static void inode_rec(const struct vfsd_state *s, const struct vfsd_state_inode *in,
-		      struct vfsd_fs_inode_rec *rec)
+static void inode_rec(const struct vfsd_state_inode *in, struct vfsd_fs_inode_rec *rec)
 {
 	static const char prefix[] = ORPHANS_DIR "/";
 
@@ -703,7 +702,6 @@ static void inode_rec(const struct vfsd_state *s, const struct vfsd_state_inode 
 		/* Handle only, or an orphan without the source's instance directory. */
 		rec->loc = VFSD_FS_LOC_NONE;
 	}
-	(void)s;
 }
 
 /* The session's INIT options must be ones this vfsd can serve. */
@@ -732,76 +730,95 @@ static unsigned int restore_threads(void)
 	return n > 1 ? (unsigned int)MIN(n, 64) : 1;
 }
 
-int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
-{
-	struct vfsd_fs_restore *r = NULL;
-	struct vfsd_fs_inode_rec *rec = NULL;
-	_cleanup_free_ struct vfsd_fs_handle_rec *hrecs = NULL;
-	unsigned int base = m->cfg.on_error_guest_error ? VFSD_FS_RESTORE_LENIENT : 0;
-	bool by_handle = s->has_session && s->session.mode == VFSD_STATE_MODE_FILE_HANDLES;
-	size_t old_inodes, old_handles;
-	uint64_t t0 = now_ns(), lost = 0;
-	int err;
+/*
+ * Applying a state, in three steps so that a load can apply each inode as
+ * the reader hands it over (streaming) and vfsd_migration_apply() can apply
+ * a whole model: the session (checks, a restore begun off to the side),
+ * each inode in blob order, then the handles, the counters and the commit.
+ * Any failure before the commit throws the restore away: nothing changed.
+ */
+struct applier {
+	struct vfsd_migration *m;
+	struct vfsd_fs_restore *r; /* NULL until the session */
+	unsigned int base;	   /* VFSD_FS_RESTORE_LENIENT under guest-error */
+	bool by_handle;
+	int err; /* streaming: the first step that failed (m->error says why), or 0 */
+	uint64_t inodes, lost;
+	uint64_t apply_ns; /* time spent applying, besides reading */
+	struct vfsd_fs_inode_rec rec;
+};
 
-	m->error[0] = '\0';
-	if (!s->has_session)
-		return set_error(m, -EINVAL, "the state has no session");
-	err = check_session(m, &s->session);
+static int apply_session(struct applier *a, const struct vfsd_state_session *ss)
+{
+	struct vfsd_migration *m = a->m;
+	int err = check_session(m, ss);
+
 	if (err < 0)
 		return err;
-	rec = malloc(sizeof(*rec));
-	if (!rec)
-		return set_error(m, -ENOMEM, "out of memory");
-	err = vfsd_fs_restore_begin(m->fs, &r);
-	if (err < 0) {
-		free(rec);
+	a->base = m->cfg.on_error_guest_error ? VFSD_FS_RESTORE_LENIENT : 0;
+	a->by_handle = ss->mode == VFSD_STATE_MODE_FILE_HANDLES;
+	err = vfsd_fs_restore_begin(m->fs, &a->r);
+	if (err < 0)
 		return set_error(m, err, "starting the restore: %s", strerror(-err));
-	}
-	for (size_t k = 0; k < s->n_inodes; k++) {
-		const struct vfsd_state_inode *in = &s->inodes[k];
-		unsigned int flags = base;
+	return 0;
+}
 
-		inode_rec(s, in, rec);
-		if (in->lost) {
-			/*
-			 * The source could not locate it: a placeholder keeps the id
-			 * and the lookups (FORGET works, requests fail). Under abort
-			 * only for one the guest removed itself, unless a handle on
-			 * it is still open (checked with the handles).
-			 */
-			if (!m->cfg.on_error_guest_error && in->lost != VFSD_STATE_LOST_UNLINKED) {
-				err = set_error(m, -ENOENT,
-						"inode %" PRIu64 ": lost on the source (%s)",
-						in->id, vfsd_state_lost_name(in->lost));
-				goto fail;
-			}
-			err = vfsd_fs_restore_placeholder(r, rec);
-			if (err < 0) {
-				set_error(m, err, "%s", vfsd_fs_restore_error(r));
-				goto fail;
-			}
-			lost++;
-			continue;
-		}
-		if (rec->has_fh && (by_handle || rec->loc == VFSD_FS_LOC_NONE))
-			flags |= VFSD_FS_RESTORE_BY_HANDLE;
-		else if (rec->has_fh) /* find-paths with handles: the source asked to verify */
-			flags |= VFSD_FS_RESTORE_VERIFY_HANDLE;
-		err = vfsd_fs_restore_inode(r, rec, flags);
-		if (err < 0) {
-			set_error(m, err, "%s", vfsd_fs_restore_error(r));
-			goto fail;
-		}
+static int apply_inode(struct applier *a, const struct vfsd_state_inode *in)
+{
+	struct vfsd_migration *m = a->m;
+	struct vfsd_fs_inode_rec *rec = &a->rec;
+	unsigned int flags = a->base;
+	int err;
+
+	inode_rec(in, rec);
+	a->inodes++;
+	if (in->lost) {
+		/*
+		 * The source could not locate it: a placeholder keeps the id and
+		 * the lookups (FORGET works, requests fail). Under abort only for
+		 * one the guest removed itself, unless a handle on it is still
+		 * open (checked with the handles).
+		 */
+		if (!m->cfg.on_error_guest_error && in->lost != VFSD_STATE_LOST_UNLINKED)
+			return set_error(m, -ENOENT, "inode %" PRIu64 ": lost on the source (%s)",
+					 in->id, vfsd_state_lost_name(in->lost));
+		err = vfsd_fs_restore_placeholder(a->r, rec);
+		if (err < 0)
+			return set_error(m, err, "%s", vfsd_fs_restore_error(a->r));
+		a->lost++;
+		return 0;
 	}
+	if (rec->has_fh && (a->by_handle || rec->loc == VFSD_FS_LOC_NONE))
+		flags |= VFSD_FS_RESTORE_BY_HANDLE;
+	else if (rec->has_fh) /* find-paths with handles: the source asked to verify */
+		flags |= VFSD_FS_RESTORE_VERIFY_HANDLE;
+	err = vfsd_fs_restore_inode(a->r, rec, flags);
+	if (err < 0)
+		return set_error(m, err, "%s", vfsd_fs_restore_error(a->r));
+	return 0;
+}
+
+/* Handles, counters and the commit; @s has the session and the handles. */
+static int apply_finish(struct applier *a, const struct vfsd_state *s)
+{
+	struct vfsd_migration *m = a->m;
+	_cleanup_free_ struct vfsd_fs_handle_rec *hrecs = NULL;
+	size_t old_inodes, old_handles;
+	int err;
+
 	hrecs = calloc(s->n_handles ? s->n_handles : 1, sizeof(*hrecs));
-	if (!hrecs) {
-		err = set_error(m, -ENOMEM, "out of memory");
-		goto fail;
-	}
+	if (!hrecs)
+		return set_error(m, -ENOMEM, "out of memory");
 	for (size_t k = 0; k < s->n_handles; k++) {
 		const struct vfsd_state_handle *h = &s->handles[k];
-		const struct vfsd_state_inode *in;
+		enum vfsd_state_lost lost;
 
+		/* Open on a lost inode: the guest still uses it; lenient makes it EIO. */
+		if (a->lost && !m->cfg.on_error_guest_error &&
+		    (lost = vfsd_state_lost_of(s, h->inode)) != VFSD_STATE_LOST_NONE)
+			return set_error(m, -ENOENT,
+					 "handle %" PRIu64 ": its inode %" PRIu64 " is lost (%s)",
+					 h->fh, h->inode, vfsd_state_lost_name(lost));
 		hrecs[k] = (struct vfsd_fs_handle_rec){
 			.fh = h->fh,
 			.nodeid = h->inode,
@@ -810,36 +827,23 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 			.has_dir_offset = h->has_dir_offset,
 			.dir_offset = h->dir_offset,
 		};
-
-		/* Open on a lost inode: the guest still uses it; lenient makes it EIO. */
-		if (lost && !m->cfg.on_error_guest_error &&
-		    (in = vfsd_state_inode_by_id(s, h->inode)) && in->lost) {
-			err = set_error(m, -ENOENT,
-					"handle %" PRIu64 ": its inode %" PRIu64 " is lost (%s)",
-					h->fh, h->inode, vfsd_state_lost_name(in->lost));
-			goto fail;
-		}
 	}
 	/* The device is stopped: every CPU can help re-open (the "in parallel" of the issue). */
-	err = vfsd_fs_restore_handles(r, hrecs, s->n_handles, base, restore_threads());
-	if (err < 0) {
-		set_error(m, err, "%s", vfsd_fs_restore_error(r));
-		goto fail;
-	}
-	err = vfsd_fs_restore_counters(r, s->session.next_nodeid, s->session.next_fh);
-	if (err < 0) {
-		set_error(m, err, "session: %s", vfsd_fs_restore_error(r));
-		goto fail;
-	}
-	m->stats.invalid = vfsd_fs_restore_invalid_count(r);
-	m->stats.lost = lost;
-	m->stats.inodes = s->n_inodes;
+	err = vfsd_fs_restore_handles(a->r, hrecs, s->n_handles, a->base, restore_threads());
+	if (err < 0)
+		return set_error(m, err, "%s", vfsd_fs_restore_error(a->r));
+	err = vfsd_fs_restore_counters(a->r, s->session.next_nodeid, s->session.next_fh);
+	if (err < 0)
+		return set_error(m, err, "session: %s", vfsd_fs_restore_error(a->r));
+	m->stats.invalid = vfsd_fs_restore_invalid_count(a->r);
+	m->stats.lost = a->lost;
+	m->stats.inodes = a->inodes;
 	m->stats.handles = s->n_handles;
 
 	/* The commit: no request runs (rings stopped); INIT and resets wait for the lock. */
 	pthread_rwlock_wrlock(&m->session->lock);
 	vfsd_passthrough_counts(m->fs, &old_inodes, &old_handles);
-	vfsd_fs_restore_commit(TAKE_PTR(r));
+	vfsd_fs_restore_commit(TAKE_PTR(a->r));
 	m->session->initialized = s->session.initialized;
 	m->session->conn = (struct vfsd_fuse_conn){ 0 };
 	if (s->session.initialized)
@@ -854,27 +858,88 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 		log_info("migration: the loaded state replaced a session of %zu inodes besides the "
 			 "root and %zu open handles",
 			 old_inodes - 1, old_handles);
-	m->stats.apply_ns = now_ns() - t0;
-	free(rec);
 	return 0;
+}
 
-fail:
-	vfsd_fs_restore_abort(r);
-	free(rec);
+int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
+{
+	struct applier *a = calloc(1, sizeof(*a));
+	uint64_t t0 = now_ns();
+	int err;
+
+	m->error[0] = '\0';
+	if (!a)
+		return set_error(m, -ENOMEM, "out of memory");
+	a->m = m;
+	if (!s->has_session)
+		err = set_error(m, -EINVAL, "the state has no session");
+	else
+		err = apply_session(a, &s->session);
+	for (size_t k = 0; err == 0 && k < s->n_inodes; k++)
+		err = apply_inode(a, &s->inodes[k]);
+	if (err == 0)
+		err = apply_finish(a, s);
+	vfsd_fs_restore_abort(a->r); /* NULL after a commit */
+	free(a);
+	m->stats.apply_ns = now_ns() - t0;
 	return err;
 }
 
+/*
+ * Streaming callbacks. A failure to apply does not stop the read: the rest
+ * of the blob is still checked, and a bad blob is reported as what it is
+ * (a corrupted name is a checksum error, not a file that went missing).
+ */
+static int load_session_cb(void *sink, const struct vfsd_state_session *ss)
+{
+	struct applier *a = sink;
+	uint64_t t0 = now_ns();
+
+	a->err = apply_session(a, ss);
+	a->apply_ns += now_ns() - t0;
+	return 0;
+}
+
+static int load_inode_cb(void *sink, const struct vfsd_state_inode *in)
+{
+	struct applier *a = sink;
+	uint64_t t0 = now_ns();
+
+	if (a->err < 0 || !a->r)
+		return 0; /* failed already: the reason is kept, the blob still checked */
+	a->err = apply_inode(a, in);
+	a->apply_ns += now_ns() - t0;
+	return 0;
+}
+
+/*
+ * The load streams: each inode is found again as soon as the reader has
+ * validated its record, off to the side, so the blob is never held as a
+ * model (memory is costly to touch in a VM) and finding overlaps reading.
+ * The reader still checks the whole blob, trailer and checksum included,
+ * before apply_finish() commits; a blob rejected on any later line, or an
+ * inode not found, throws the restore away: nothing changed.
+ */
 int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void *opaque)
 {
 	_cleanup_(vfsd_state_freep) struct vfsd_state *s = NULL;
-	struct vfsd_state_read_opts opts = { .limits = m->cfg.limits };
+	_cleanup_free_ struct applier *a = calloc(1, sizeof(*a));
+	struct vfsd_state_read_opts opts = {
+		.limits = m->cfg.limits,
+		.session_cb = load_session_cb,
+		.inode_cb = load_inode_cb,
+	};
 	struct vfsd_state_error e = { 0 };
 	char buf[512];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), t1;
 	int r;
 
 	m->error[0] = '\0';
 	memset(&m->stats, 0, sizeof(m->stats));
+	if (!a)
+		return set_error(m, -ENOMEM, "out of memory");
+	a->m = m;
+	opts.sink = a;
 	/* A destination has no use for a prepare; make sure none runs under the commit. */
 	pthread_mutex_lock(&m->lock);
 	m->prep_wanted = false;
@@ -883,8 +948,9 @@ int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void
 	(void)prep_join(m);
 
 	r = vfsd_state_read_ex(fn, opaque, &opts, &s, &e);
-	m->stats.collect_ns = now_ns() - t0;
+	t1 = now_ns();
 	if (r < 0) {
+		vfsd_fs_restore_abort(TAKE_PTR(a->r));
 		if (r == -EBADMSG)
 			set_error(m, r, "%s", vfsd_state_error_format(&e, buf, sizeof(buf)));
 		else
@@ -893,7 +959,10 @@ int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void
 		log_error("migration: state rejected, nothing changed: %s", m->error);
 		return r;
 	}
-	r = vfsd_migration_apply(m, s);
+	r = a->err < 0 ? a->err : apply_finish(a, s);
+	vfsd_fs_restore_abort(TAKE_PTR(a->r)); /* NULL after a commit */
+	m->stats.apply_ns = a->apply_ns + (now_ns() - t1);
+	m->stats.collect_ns = (t1 - t0) - a->apply_ns;
 	if (r < 0) {
 		log_error("migration: state not applied (%s), nothing changed: %s",
 			  m->cfg.on_error_guest_error ? "inconsistent records"

@@ -390,7 +390,20 @@ const struct vfsd_state_inode *vfsd_state_inode_by_id(const struct vfsd_state *s
 {
 	ssize_t i = index_find(s->inode_index, id);
 
-	return i < 0 ? NULL : &s->inodes[i];
+	/* A streamed model indexes its briefs, not records. */
+	return i < 0 || (size_t)i >= s->n_inodes ? NULL : &s->inodes[i];
+}
+
+enum vfsd_state_lost vfsd_state_lost_of(const struct vfsd_state *s, uint64_t id)
+{
+	ssize_t i = index_find(s->inode_index, id);
+
+	if (i < 0)
+		return VFSD_STATE_LOST_NONE;
+	if ((size_t)i < s->n_inodes)
+		return s->inodes[i].lost;
+	return (size_t)i < s->n_streamed ? (enum vfsd_state_lost)(s->brief[i] >> 4)
+					 : VFSD_STATE_LOST_NONE;
 }
 
 const struct vfsd_state_handle *vfsd_state_handle_by_fh(const struct vfsd_state *s, uint64_t fh)
