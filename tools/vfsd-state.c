@@ -366,6 +366,16 @@ static void print_error_json(const struct vfsd_state_error *e)
 	printf("}");
 }
 
+/* Lost inode records in a model. */
+static size_t count_lost(const struct vfsd_state *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_inodes; i++)
+		n += s->inodes[i].lost != VFSD_STATE_LOST_NONE;
+	return n;
+}
+
 /* ---- validate ------------------------------------------------------------------------------- */
 
 struct vstate {
@@ -411,15 +421,20 @@ static int cmd_validate(const char *path)
 	if (json_out) {
 		printf("],\"valid\":%s", r == 0 ? "true" : "false");
 		if (s)
-			printf(",\"inodes\":%zu,\"handles\":%zu", s->n_inodes, s->n_handles);
+			printf(",\"inodes\":%zu,\"lost_inodes\":%zu,\"handles\":%zu", s->n_inodes,
+			       count_lost(s), s->n_handles);
 		if (trouble(r)) {
 			printf(",\"error\":");
 			jstr(err.reason);
 		}
 		printf("}\n");
 	} else if (r == 0) {
-		printf("%s: valid: version %u.%u, %zu inodes, %zu handles\n", in.name,
-		       s->header.major, s->header.minor, s->n_inodes, s->n_handles);
+		char lost[48] = "";
+
+		if (count_lost(s))
+			snprintf(lost, sizeof(lost), " (%zu lost)", count_lost(s));
+		printf("%s: valid: version %u.%u, %zu inodes%s, %zu handles\n", in.name,
+		       s->header.major, s->header.minor, s->n_inodes, lost, s->n_handles);
 	} else if (!trouble(r)) {
 		printf("%s: invalid: %u problem%s\n", in.name, v.n, v.n == 1 ? "" : "s");
 	}
@@ -507,8 +522,8 @@ static void show_json(const struct input *src, const struct vfsd_state *s)
 	printf(",\"next_nodeid\":%llu,\"next_fh\":%llu,\"migration_mode\":\"%s\"}",
 	       (unsigned long long)ss->next_nodeid, (unsigned long long)ss->next_fh,
 	       vfsd_state_mode_name(ss->mode));
-	printf(",\"counts\":{\"inodes\":%zu,\"handles\":%zu},\"inodes\":[", s->n_inodes,
-	       s->n_handles);
+	printf(",\"counts\":{\"inodes\":%zu,\"lost_inodes\":%zu,\"handles\":%zu},\"inodes\":[",
+	       s->n_inodes, count_lost(s), s->n_handles);
 	for (size_t i = 0; i < s->n_inodes; i++) {
 		const struct vfsd_state_inode *in = &s->inodes[i];
 
@@ -525,6 +540,8 @@ static void show_json(const struct input *src, const struct vfsd_state *s)
 			printf(",\"orphan\":");
 			jstr(in->orphan);
 		}
+		if (in->lost)
+			printf(",\"lost\":\"%s\"", vfsd_state_lost_name(in->lost));
 		if (in->has_ino)
 			printf(",\"ino\":%llu", (unsigned long long)in->ino);
 		if (in->has_file_handle) {
@@ -576,7 +593,8 @@ static void show_text(const struct input *src, const struct vfsd_state *s)
 	printf("next_nodeid %llu, next_fh %llu, migration mode %s\n",
 	       (unsigned long long)ss->next_nodeid, (unsigned long long)ss->next_fh,
 	       vfsd_state_mode_name(ss->mode));
-	printf("counts: %zu inodes, %zu handles\n\ninodes:\n", s->n_inodes, s->n_handles);
+	printf("counts: %zu inodes (%zu lost), %zu handles\n\ninodes:\n", s->n_inodes,
+	       count_lost(s), s->n_handles);
 	printf("  %10s %-4s %8s  %s\n", "ID", "TYPE", "NLOOKUP", "PATH");
 	for (size_t i = 0; i < s->n_inodes; i++) {
 		const struct vfsd_state_inode *in = &s->inodes[i];
@@ -585,13 +603,15 @@ static void show_text(const struct input *src, const struct vfsd_state *s)
 		printf("  %10llu %-4s %8llu  ", (unsigned long long)in->id,
 		       vfsd_state_type_name(in->type), (unsigned long long)in->nlookup);
 		tstr(path);
-		if (in->type == VFSD_STATE_T_DIR && in->id != 1)
+		if (in->type == VFSD_STATE_T_DIR && in->id != 1 && !in->lost)
 			putchar('/');
 		if (in->orphan) {
 			printf("  [orphan: unlinked, kept as \"");
 			tstr(in->orphan);
 			printf("\"]");
 		}
+		if (in->lost)
+			printf("  [lost: %s]", vfsd_state_lost_name(in->lost));
 		if (in->has_file_handle) {
 			printf("  [handle %d:", in->fh_type);
 			hex(in->fh_bytes, in->fh_size);
@@ -671,7 +691,9 @@ static int cmd_stats(const char *path)
 		for (int k = 0; k < VFSD_STATE_K_COUNT; k++)
 			printf("%s\"%s\":{\"records\":%llu,\"bytes\":%llu}", k ? "," : "", names[k],
 			       (unsigned long long)st.records[k], (unsigned long long)st.bytes[k]);
-		printf("}}\n");
+		printf("},\"lost_inodes\":{\"unlinked\":%llu,\"not_found\":%llu}}\n",
+		       (unsigned long long)st.lost[VFSD_STATE_LOST_UNLINKED],
+		       (unsigned long long)st.lost[VFSD_STATE_LOST_NOT_FOUND]);
 	} else {
 		printf("%-8s %12s %14s %10s\n", "KIND", "RECORDS", "BYTES", "AVG");
 		for (int k = 0; k < VFSD_STATE_K_COUNT; k++)
@@ -679,6 +701,9 @@ static int cmd_stats(const char *path)
 			       (unsigned long long)st.records[k], (unsigned long long)st.bytes[k],
 			       st.records[k] ? (double)st.bytes[k] / (double)st.records[k] : 0.0);
 		printf("%-8s %12s %14llu\n", "total", "", (unsigned long long)st.total_bytes);
+		printf("lost inodes: %llu unlinked, %llu not-found\n",
+		       (unsigned long long)st.lost[VFSD_STATE_LOST_UNLINKED],
+		       (unsigned long long)st.lost[VFSD_STATE_LOST_NOT_FOUND]);
 		if (r != 0)
 			printf("%s: invalid: %u problem%s (run validate)\n", in.name, problems,
 			       problems == 1 ? "" : "s");
@@ -780,6 +805,9 @@ static void diff_inode(struct differ *d, const struct vfsd_state *sa,
 		change(d, "inode", a->id, "path", pa, pb);
 	if (!!a->orphan != !!b->orphan || (a->orphan && strcmp(a->orphan, b->orphan) != 0))
 		change(d, "inode", a->id, "orphan", a->orphan, b->orphan);
+	if (a->lost != b->lost)
+		change(d, "inode", a->id, "lost", a->lost ? vfsd_state_lost_name(a->lost) : NULL,
+		       b->lost ? vfsd_state_lost_name(b->lost) : NULL);
 	if (a->has_ino != b->has_ino || a->ino != b->ino) {
 		snprintf(fa, sizeof(fa), "%llu", (unsigned long long)a->ino);
 		snprintf(fb, sizeof(fb), "%llu", (unsigned long long)b->ino);

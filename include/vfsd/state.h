@@ -177,6 +177,7 @@ struct vfsd_state_stats {
 	uint64_t records[VFSD_STATE_K_COUNT];
 	uint64_t bytes[VFSD_STATE_K_COUNT]; /* newlines included */
 	uint64_t total_bytes;
+	uint64_t lost[3]; /* inode records by enum vfsd_state_lost ([0]: not lost) */
 };
 
 /* Read up to @len bytes; return the count, 0 at EOF, or -errno. */

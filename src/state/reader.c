@@ -762,6 +762,8 @@ static void do_inode(struct rec *r)
 				    "in required_features");
 	}
 out:
+	if (rd->stats && (unsigned)in.lost < ARRAY_SIZE(rd->stats->lost))
+		rd->stats->lost[in.lost]++;
 	/*
 	 * Keep an inode whose id is sound even when another field is not, so
 	 * its children and handles are checked against it rather than each

@@ -116,6 +116,59 @@ expect_rc 0 "$TOOL" stats "$TMP/newer.jsonl"; expect_out "other               1"
 expect_rc 0 "$TOOL" convert --to=1.0 "$TMP/newer.jsonl" "$TMP/down.jsonl"
 cmp -s "$BASIC" "$TMP/down.jsonl" || fail "1.4 -> 1.0 conversion differs from the 1.0 original"
 
+# lost inodes (1.1)
+reseal() { # IN OUT: drop the trailer of IN and write OUT with a correct one
+python3 - "$1" "$2" <<'PY'
+import sys
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+lines = open(sys.argv[1], 'rb').read().split(b'\n')[:-2]
+body = b''.join(l + b'\n' for l in lines)
+recs = len(lines) - 1
+inodes = body.count(b'"kind":"inode"'); handles = body.count(b'"kind":"handle"')
+t = '{"kind":"trailer","records":%d,"inodes":%d,"handles":%d,"checksum":"crc32c:%08x"}\n' % (recs, inodes, handles, crc32c(body))
+open(sys.argv[2], 'wb').write(body + t.encode())
+PY
+}
+expect_rc 0 "$TOOL" validate "$LOST"; expect_out "valid: version 1.1, 6 inodes (2 lost), 3 handles"
+expect_rc 0 "$TOOL" --json validate "$LOST"; json_ok; expect_out '"lost_inodes":2'
+expect_rc 0 "$TOOL" show "$LOST"
+expect_out "counts: 6 inodes (2 lost), 3 handles"
+expect_out "<lost>  [lost: unlinked]  [ino 140]"; expect_out "<lost>  [lost: not-found]"
+expect_out "O_WRONLY|O_APPEND            <lost>"
+expect_rc 0 "$TOOL" --json show "$LOST"; json_ok
+expect_out '"path":"<lost>","lost":"unlinked","ino":140'; expect_out '"lost_inodes":2'
+expect_rc 0 "$TOOL" stats "$LOST"; expect_out "lost inodes: 1 unlinked, 1 not-found"
+expect_rc 0 "$TOOL" stats "$BASIC"; expect_out "lost inodes: 0 unlinked, 0 not-found"
+expect_rc 0 "$TOOL" --json stats "$LOST"; json_ok; expect_out '"lost_inodes":{"unlinked":1,"not_found":1}'
+sed -e 's/"lost":"unlinked"/"lost":"not-found"/' "$LOST" >"$TMP/lost2.raw"; reseal "$TMP/lost2.raw" "$TMP/lost2.jsonl"
+expect_rc 1 "$TOOL" diff "$LOST" "$TMP/lost2.jsonl"; expect_out "~ inode 4: lost: unlinked -> not-found"
+expect_rc 1 "$TOOL" --json diff "$LOST" "$TMP/lost2.jsonl"; json_ok
+expect_out '{"what":"inode","id":4,"field":"lost","a":"unlinked","b":"not-found"}'
+expect_rc 1 "$TOOL" diff "$LOST" "$TMP/lost10.jsonl"; expect_out "- inode 6 <lost>"; expect_out "- handle 3 <lost>"
+# the problems validate reports
+sed -e 's/"required_features":\["lost"\]/"required_features":[]/' \
+    -e 's/"lost":"not-found"/"lost":"gone"/' "$LOST" >"$TMP/lostbad.raw"
+reseal "$TMP/lostbad.raw" "$TMP/lostbad.jsonl"
+expect_rc 1 "$TOOL" validate "$TMP/lostbad.jsonl"
+expect_out 'line 6: inode: lost: used without "lost" in required_features'
+expect_out 'line 7: inode: lost: "gone" is not one of unlinked, not-found'
+sed -e 's/"parent":2,"name":"current"/"parent":4,"name":"current"/' \
+    -e 's/"lost":"not-found"}/"lost":"not-found","path":"x"}/' "$LOST" >"$TMP/lostbad.raw"
+reseal "$TMP/lostbad.raw" "$TMP/lostbad.jsonl"
+expect_rc 1 "$TOOL" validate "$TMP/lostbad.jsonl"
+expect_out 'line 7: inode: lost: a lost inode has no location, but this record has "path"'
+expect_out "line 8: inode: parent: parent 4 is lost"
+expect_out "invalid: 2 problems"
+sed -e 's/"version":"1.1"/"version":"1.0"/' "$LOST" >"$TMP/lost10bad.raw"; reseal "$TMP/lost10bad.raw" "$TMP/lost10bad.jsonl"
+expect_rc 1 "$TOOL" validate "$TMP/lost10bad.jsonl"
+expect_out "line 1: header: required_features: required feature 'lost' is defined by version 1.1"
+
 # extraction from a synthetic QEMU migration stream (odd chunk sizes, a decoy in "RAM")
 python3 - "$ORPH" "$TMP/mig.bin" <<'PY'
 import random, struct, sys
