@@ -509,6 +509,8 @@ struct vfsd_fs_restore {
 	size_t n_invalid;
 	struct hmap dirs;      /* parent node id -> struct dirlist */
 	size_t listed_entries; /* over every listing, capped by MAX_LISTED */
+	char *chunk;	       /* the listings' arena: the current chunk, each starting */
+	size_t used;	       /* with a pointer to the previous one */
 	char error[512];
 };
 
@@ -540,8 +542,6 @@ struct dirlist {
 	uint64_t asked, est_entries;
 	bool listed, failed;
 	struct hmap names;
-	char *chunk; /* the current arena chunk; each starts with a pointer to the previous */
-	size_t used;
 };
 
 static uint64_t name_hash(const char *s)
@@ -553,36 +553,45 @@ static uint64_t name_hash(const char *s)
 	return hmap_mix(h);
 }
 
-static void *dirlist_alloc(struct dirlist *d, size_t size)
+/*
+ * Listing entries come from one arena for all directories, in chunks that
+ * fill up before the next is taken: a directory of a hundred files uses 5 KB
+ * of it, and memory touched for the first time is costly in a VM.
+ */
+static void *list_alloc(struct vfsd_fs_restore *r, size_t size)
 {
 	void *p;
 
 	size = (size + 7) & ~(size_t)7;
 	if (size > LIST_CHUNK - sizeof(char *))
 		return NULL;
-	if (!d->chunk || d->used + size > LIST_CHUNK) {
+	if (!r->chunk || r->used + size > LIST_CHUNK) {
 		char *c = malloc(LIST_CHUNK);
 
 		if (!c)
 			return NULL;
-		memcpy(c, &d->chunk, sizeof(char *));
-		d->chunk = c;
-		d->used = sizeof(char *);
+		memcpy(c, &r->chunk, sizeof(char *));
+		r->chunk = c;
+		r->used = sizeof(char *);
 	}
-	p = d->chunk + d->used;
-	d->used += size;
+	p = r->chunk + r->used;
+	r->used += size;
 	return p;
+}
+
+static void list_arena_free(struct vfsd_fs_restore *r)
+{
+	while (r->chunk) {
+		char *prev;
+
+		memcpy(&prev, r->chunk, sizeof(char *));
+		free(r->chunk);
+		r->chunk = prev;
+	}
 }
 
 static void dirlist_free(struct dirlist *d)
 {
-	while (d->chunk) {
-		char *prev;
-
-		memcpy(&prev, d->chunk, sizeof(char *));
-		free(d->chunk);
-		d->chunk = prev;
-	}
 	hmap_done(&d->names);
 	free(d);
 }
@@ -607,7 +616,7 @@ static bool dirlist_read(struct vfsd_fs_restore *r, struct dirlist *d, int dirfd
 				continue;
 			if (r->listed_entries >= MAX_LISTED)
 				return false;
-			de = dirlist_alloc(d, sizeof(*de) + len + 1);
+			de = list_alloc(r, sizeof(*de) + len + 1);
 			if (!de)
 				return false;
 			de->ino = e->d_ino;
@@ -679,6 +688,7 @@ static void dirs_free(struct vfsd_fs_restore *r)
 {
 	struct vfsd_hlink *pos, *tmp;
 
+	list_arena_free(r);
 	if (!r->dirs.buckets)
 		return;
 	hmap_for_each_link(&r->dirs, pos, tmp)
