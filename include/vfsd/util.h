@@ -128,6 +128,17 @@ int write_full(int fd, const void *buf, size_t len);
 /** eventfd_signal() - add 1 to an eventfd; ignores fd < 0. Returns 0 or -errno. */
 int eventfd_signal(int fd);
 
+/**
+ * vfsd_heap_prefault() - fault in, with one madvise(MADV_POPULATE_WRITE),
+ * the @bytes (at most 16 MiB) of heap the next allocations will be carved
+ * from, instead of one page fault per 4 KiB page as they touch it. For code
+ * about to allocate a lot at once (a migration load): in a VM a page fault
+ * costs several microseconds. The first call makes malloc keep up to 64 MiB
+ * of freed heap mapped (M_TRIM_THRESHOLD) and serve blocks of up to 32 MiB
+ * from the heap (M_MMAP_THRESHOLD), for the whole process. Best effort.
+ */
+void vfsd_heap_prefault(size_t bytes);
+
 /** eventfd_drain() - read (and so reset) an eventfd counter. Returns 0 or -errno. */
 int eventfd_drain(int fd);
 

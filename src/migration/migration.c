@@ -885,6 +885,9 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 	return err;
 }
 
+/* Inodes between two heap prefaults (a power of two). */
+#define PREFAULT_EVERY 1024
+
 /*
  * Streaming callbacks. A failure to apply does not stop the read: the rest
  * of the blob is still checked, and a bad blob is reported as what it is
@@ -907,6 +910,13 @@ static int load_inode_cb(void *sink, const struct vfsd_state_inode *in)
 
 	if (a->err < 0 || !a->r)
 		return 0; /* failed already: the reason is kept, the blob still checked */
+	/*
+	 * About 400 bytes of heap an inode (its record, name, table slots, the
+	 * reader's index): from the second batch on, fault in the next batch's
+	 * share at once (small loads do not pay for a reserve they never use).
+	 */
+	if (a->inodes && (a->inodes & (PREFAULT_EVERY - 1)) == 0)
+		vfsd_heap_prefault(PREFAULT_EVERY * 1024);
 	a->err = apply_inode(a, in);
 	a->apply_ns += now_ns() - t0;
 	return 0;

@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "vfsd/util.h"
 
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -118,4 +124,37 @@ int eventfd_drain(int fd)
 			continue;
 		return errno == EAGAIN ? 0 : -errno;
 	}
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * Heap prefaulting. Allocations up to 32 MiB come from the heap and up to
+ * 64 MiB of free heap stay mapped, so that a block malloc()ed, populated and
+ * freed again is what the next allocations are carved from.
+ */
+static void heap_tune(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+void vfsd_heap_prefault(size_t bytes)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a, e;
+	void *p;
+
+	pthread_once(&once, heap_tune);
+	bytes = bytes > (16u << 20) ? 16u << 20 : bytes;
+	p = malloc(bytes);
+	if (!p)
+		return;
+	a = ((uintptr_t)p + page - 1) & ~(page - 1);
+	e = ((uintptr_t)p + bytes) & ~(page - 1);
+	if (e > a)
+		(void)madvise((void *)a, e - a, MADV_POPULATE_WRITE); /* best effort (Linux 5.14) */
+	free(p);
 }
