@@ -58,6 +58,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -1134,30 +1135,70 @@ static bool handle_fits(const struct vfsd_fs_handle_rec *rec, const struct vfsd_
 	       (rec->is_dir || i->type == S_IFREG);
 }
 
-/* The parallel part: find the inode and re-open (no tables changed, no error text). */
-static void handle_job_open(struct vfsd_fs_restore *r, struct handle_job *j)
+/* A directory handle goes back to its cookie; takes @fd, returns it or -errno. */
+static int handle_seek(struct handle_job *j, int fd)
 {
 	const struct vfsd_fs_handle_rec *rec = j->rec;
-	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
-	int oflags = rec->is_dir ? O_RDONLY | O_DIRECTORY
+	int err;
+
+	if (fd < 0 || !rec->is_dir || !rec->has_dir_offset)
+		return fd;
+	if (rec->dir_offset <= INT64_MAX && lseek(fd, (off_t)rec->dir_offset, SEEK_SET) >= 0)
+		return fd;
+	err = rec->dir_offset > INT64_MAX ? -EINVAL : -errno;
+	safe_close(fd);
+	j->seek = true;
+	return err;
+}
+
+#define HANDLE_CHUNK 64 /* jobs a worker takes at a time: one io_uring submission */
+
+/*
+ * The parallel part for @n jobs: find each inode and re-open it (no tables
+ * changed, no error text). Inodes held by name (most files after a load)
+ * are opened in one io_uring submission on @ring; *@ring goes NULL if the
+ * ring breaks.
+ */
+static void handle_chunk_open(struct vfsd_fs_restore *r, struct handle_job *jobs, size_t n,
+			      struct io_uring **ring)
+{
+	struct vfsd_inode *held[HANDLE_CHUNK];
+	const struct vfsd_inode *named[HANDLE_CHUNK];
+	int flags[HANDLE_CHUNK], fds[HANDLE_CHUNK];
+	size_t idx[HANDLE_CHUNK], nn = 0;
+
+	for (size_t k = 0; k < n; k++) {
+		struct handle_job *j = &jobs[k];
+		const struct vfsd_fs_handle_rec *rec = j->rec;
+		struct vfsd_inode *i = NULL;
+		int oflags = rec->is_dir
+				 ? O_RDONLY | O_DIRECTORY
 				 : (int)(rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC));
-	int fd;
 
-	j->fd = -EBADF;
-	if (rec->fh == 0 || rec->fh == UINT64_MAX ||
-	    !(i = vfsd_inode_table_get(r->inodes, rec->nodeid)) || !handle_fits(rec, i))
-		return; /* judged, with its reason, in record order */
-	fd = i->fd >= 0 ? pt_reopen_fd(r->fs, i->fd, oflags)
-			: pt_inode_open_loc(r->inodes, i, oflags);
-	if (fd >= 0 && rec->is_dir && rec->has_dir_offset &&
-	    (rec->dir_offset > INT64_MAX || lseek(fd, (off_t)rec->dir_offset, SEEK_SET) < 0)) {
-		int err = rec->dir_offset > INT64_MAX ? -EINVAL : -errno;
-
-		safe_close(fd);
-		fd = err;
-		j->seek = true;
+		held[k] = NULL;
+		j->fd = -EBADF;
+		if (rec->fh == 0 || rec->fh == UINT64_MAX ||
+		    !(i = vfsd_inode_table_get(r->inodes, rec->nodeid)))
+			continue; /* judged, with its reason, in record order */
+		held[k] = i;
+		if (!handle_fits(rec, i))
+			continue;
+		if (i->fd >= 0) {
+			j->fd = handle_seek(j, pt_reopen_fd(r->fs, i->fd, oflags));
+			continue;
+		}
+		named[nn] = i;
+		flags[nn] = oflags;
+		idx[nn++] = k;
 	}
-	j->fd = fd;
+	if (nn && pt_inode_open_batch(r->inodes, *ring, named, flags, nn, fds) < 0 && *ring) {
+		io_uring_queue_exit(*ring);
+		*ring = NULL;
+	}
+	for (size_t m = 0; m < nn; m++)
+		jobs[idx[m]].fd = handle_seek(&jobs[idx[m]], fds[m]);
+	for (size_t k = 0; k < n; k++)
+		vfsd_inode_unref(held[k]);
 }
 
 /* The sequential part: judge and insert, as one record of the blob. Takes j->fd. */
@@ -1215,7 +1256,6 @@ static int handle_job_finish(struct vfsd_fs_restore *r, struct handle_job *j, un
 	return 0;
 }
 
-#define HANDLE_CHUNK	   16 /* jobs a worker takes at a time */
 #define HANDLES_PER_THREAD 64 /* fewer jobs than this a thread: not worth starting it */
 #define MAX_HANDLE_THREADS 8
 
@@ -1229,11 +1269,16 @@ struct handle_pool {
 static void *handle_worker(void *arg)
 {
 	struct handle_pool *p = arg;
+	struct io_uring ring_s, *ring = NULL;
 	size_t k;
 
+	/* A ring of its own: a batch of one is not worth setting one up. */
+	if (p->n > 1 && io_uring_queue_init(HANDLE_CHUNK, &ring_s, 0) == 0)
+		ring = &ring_s;
 	while ((k = atomic_fetch_add(&p->next, HANDLE_CHUNK)) < p->n)
-		for (size_t e = MIN(k + HANDLE_CHUNK, p->n); k < e; k++)
-			handle_job_open(p->r, &p->jobs[k]);
+		handle_chunk_open(p->r, &p->jobs[k], MIN((size_t)HANDLE_CHUNK, p->n - k), &ring);
+	if (ring)
+		io_uring_queue_exit(ring);
 	return NULL;
 }
 

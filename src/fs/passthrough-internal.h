@@ -56,6 +56,22 @@ int pt_reopen_fd(struct vfsd_passthrough *fs, int fd, int flags);
  */
 int pt_inode_open_loc(struct vfsd_inode_table *t, const struct vfsd_inode *i, int flags);
 
+struct io_uring;
+
+/**
+ * pt_inode_open_batch() - pt_inode_open_loc() for @n inodes at once: the
+ * opens go to the kernel as one io_uring submission on @ring (NULL: one by
+ * one), the same checks follow each. An open that would wait for the disk,
+ * or that the ring refuses, is done one by one. @n must fit the ring's
+ * submission queue.
+ * @fds: out: a new fd or -errno for each inode
+ * Returns: 0; or -errno: the ring is in an unknown state (the caller must
+ * io_uring_queue_exit() it); *@fds are right either way.
+ */
+int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
+			const struct vfsd_inode *const *inodes, const int *flags, size_t n,
+			int *fds);
+
 /**
  * pt_inode_fd() - an O_PATH fd for @i: its own, or opened now by location
  * (kept by @i when the fd budget allows, else returned in *@tmp, which the

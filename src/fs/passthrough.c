@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <inttypes.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -103,45 +104,141 @@ static bool same_inode(const struct vfsd_inode *i, const struct stat *st)
 	return (uint64_t)st->st_dev == i->dev && (uint64_t)st->st_ino == i->ino;
 }
 
-int pt_inode_open_loc(struct vfsd_inode_table *t, const struct vfsd_inode *i, int flags)
+/* The open(2) flags for opening an inode by its name (see pt_inode_open_loc()). */
+static int loc_open_flags(int flags)
 {
-	struct vfsd_inode_where w;
-	_cleanup_close_ int fd = -EBADF;
-	struct stat st;
-	int r;
-
-	if (i->invalid)
-		return -EIO;
-	r = vfsd_inode_table_where(t, i, &w);
-	if (r < 0)
-		return r;
 	/*
 	 * One name in a directory we hold: O_NOFOLLOW is all the confinement it
 	 * needs. O_NONBLOCK until the identity is checked: a FIFO put in our
 	 * file's place on the host must not block this worker.
 	 */
 	if (flags & O_PATH)
-		fd = RET_NERRNO(openat(w.dirfd, w.name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-	else
-		fd = RET_NERRNO(
-		    openat(w.dirfd, w.name,
-			   (flags & ~REOPEN_STRIP_FLAGS) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-	vfsd_inode_where_done(&w);
-	if (fd < 0)
-		return fd == -ELOOP ? -ESTALE : fd; /* a symlink where our file was */
-	r = RET_NERRNO(fstat(fd, &st));
+		return O_PATH | O_NOFOLLOW | O_CLOEXEC;
+	return (flags & ~REOPEN_STRIP_FLAGS) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+}
+
+/*
+ * The checks after an open by name: @fd (or -errno) must be @i itself; the
+ * O_NONBLOCK the open used is dropped unless @nonblock_gone (io_uring's
+ * inline open drops it itself). Takes @fd.
+ */
+static int loc_open_check(const struct vfsd_inode *i, int flags, int fd, bool nonblock_gone)
+{
+	_cleanup_close_ int f = fd;
+	struct stat st;
+	int r;
+
+	if (f < 0)
+		return f == -ELOOP ? -ESTALE : f; /* a symlink where our file was */
+	r = RET_NERRNO(fstat(f, &st));
 	if (r < 0)
 		return r;
 	if (!same_inode(i, &st))
 		return -ESTALE;
 	/* io_uring would answer -EAGAIN instead of waiting on an O_NONBLOCK file. */
-	if (!(flags & (O_PATH | O_NONBLOCK))) {
+	if (!nonblock_gone && !(flags & (O_PATH | O_NONBLOCK))) {
 		r = RET_NERRNO(
-		    fcntl(fd, F_SETFL, (flags & ~REOPEN_STRIP_FLAGS) & ~O_NONBLOCK & ~O_ACCMODE));
+		    fcntl(f, F_SETFL, (flags & ~REOPEN_STRIP_FLAGS) & ~O_NONBLOCK & ~O_ACCMODE));
 		if (r < 0)
 			return r;
 	}
-	return TAKE_FD(fd);
+	return TAKE_FD(f);
+}
+
+int pt_inode_open_loc(struct vfsd_inode_table *t, const struct vfsd_inode *i, int flags)
+{
+	struct vfsd_inode_where w;
+	int fd, r;
+
+	if (i->invalid)
+		return -EIO;
+	r = vfsd_inode_table_where(t, i, &w);
+	if (r < 0)
+		return r;
+	fd = RET_NERRNO(openat(w.dirfd, w.name, loc_open_flags(flags)));
+	vfsd_inode_where_done(&w);
+	return loc_open_check(i, flags, fd, false);
+}
+
+int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
+			const struct vfsd_inode *const *inodes, const int *flags, size_t n,
+			int *fds)
+{
+	struct vfsd_inode_where *w = NULL;
+	struct open_how *how = NULL;
+	size_t *order = NULL, queued = 0, reaped = 0;
+	int ret = 0, sub = 0;
+
+	for (size_t k = 0; k < n; k++)
+		fds[k] = -ECANCELED; /* not tried: the one-by-one path below */
+	if (ring) {
+		w = calloc(n, sizeof(*w));
+		how = calloc(n, sizeof(*how));
+		order = calloc(n, sizeof(*order));
+	}
+	for (size_t k = 0; w && how && order && k < n; k++) {
+		struct io_uring_sqe *sqe;
+
+		w[k].dirfd = -1;
+		if (inodes[k]->invalid || (flags[k] & O_PATH) ||
+		    vfsd_inode_table_where(t, inodes[k], &w[k]) < 0)
+			continue; /* the one-by-one path gives the error */
+		sqe = io_uring_get_sqe(ring);
+		if (!sqe) { /* the caller's batch fits the ring; if not, one by one */
+			vfsd_inode_where_done(&w[k]);
+			w[k].dirfd = -1;
+			continue;
+		}
+		/*
+		 * Without O_NONBLOCK: io_uring's inline open adds it itself and
+		 * drops it from the file afterwards, so a FIFO in our file's place
+		 * cannot block; RESOLVE_CACHED hands back (-EAGAIN) what would
+		 * have to wait for the disk, for the one-by-one path.
+		 */
+		how[k].flags = (uint64_t)(loc_open_flags(flags[k]) & ~O_NONBLOCK);
+		how[k].resolve = RESOLVE_CACHED;
+		io_uring_prep_openat2(sqe, w[k].dirfd, w[k].name, &how[k]);
+		io_uring_sqe_set_data64(sqe, k);
+		order[queued++] = k;
+	}
+	if (queued) {
+		do
+			sub = io_uring_submit(ring);
+		while (sub == -EINTR);
+		if (sub < 0)
+			sub = 0;
+		/* What the kernel did not take stays in the ring: the caller must drop it. */
+		if ((size_t)sub < queued)
+			ret = -EIO;
+	}
+	while (reaped < (size_t)sub) {
+		struct io_uring_cqe *cqe;
+		uint64_t k;
+		int r = io_uring_wait_cqe(ring, &cqe);
+
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			ret = r; /* the rest are lost to us: the caller drops the ring */
+			break;
+		}
+		k = io_uring_cqe_get_data64(cqe);
+		if (k < n)
+			fds[k] = cqe->res >= 0 ? loc_open_check(inodes[k], flags[k], cqe->res, true)
+					       : cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		reaped++;
+	}
+	for (size_t k = 0; w && k < n; k++)
+		if (w[k].dirfd >= 0)
+			vfsd_inode_where_done(&w[k]);
+	free(w);
+	free(how);
+	free(order);
+	for (size_t k = 0; k < n; k++)
+		if (fds[k] == -ECANCELED || fds[k] == -EAGAIN)
+			fds[k] = pt_inode_open_loc(t, inodes[k], flags[k]);
+	return ret;
 }
 
 int pt_inode_fd(struct vfsd_passthrough *fs, struct vfsd_inode *i, int *tmp)

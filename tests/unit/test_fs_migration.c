@@ -924,6 +924,12 @@ static int restore_batch(const struct recs *c, const struct many *m, unsigned in
 	return err;
 }
 
+static void fifo_for_a(void)
+{
+	cr_assert_eq(unlinkat(dirfd_, "a", 0), 0);
+	cr_assert_eq(mkfifoat(dirfd_, "a", 0644), 0);
+}
+
 static void replace_b(void)
 {
 	host_write("other", "not b");
@@ -977,6 +983,16 @@ Test(fsm, handles_reopen_in_parallel_as_one_by_one)
 	vfsd_passthrough_free(dst);
 	dst = NULL;
 	cr_assert_eq(open_fds(), fds, "the failed batch closed what it opened");
+
+	/* A FIFO put in a's place: the re-opens (a batch on io_uring) must not block on it. */
+	cr_assert_eq(restore_batch(&c, &m, 0, fifo_for_a, why, sizeof(why)), -ESTALE, "%s", why);
+	vfsd_passthrough_free(dst);
+	dst = NULL;
+	cr_assert_eq(unlinkat(dirfd_, "a", 0), 0);
+	host_write("a", "aaa");
+	cr_assert_eq(restore_batch(&c, &m, 0, NULL, why, sizeof(why)), 0, "%s", why);
+	vfsd_passthrough_free(dst);
+	dst = NULL;
 
 	/* Lenient: b's handles give EIO, a's work. */
 	cr_assert_eq(restore_batch(&c, &m, VFSD_FS_RESTORE_LENIENT, replace_b, why, sizeof(why)), 0,
