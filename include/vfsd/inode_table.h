@@ -330,6 +330,13 @@ int vfsd_inode_table_restore_invalid(struct vfsd_inode_table *t, uint64_t nodeid
 /** vfsd_inode_table_sweep() - drop every inode (not the root) with no lookups and no pins. */
 void vfsd_inode_table_sweep(struct vfsd_inode_table *t);
 
+/**
+ * vfsd_inode_table_sweep_ids() - vfsd_inode_table_sweep() for the inodes
+ * @ids only (those restored with no lookups: the only ones it could drop),
+ * without walking the whole table.
+ */
+void vfsd_inode_table_sweep_ids(struct vfsd_inode_table *t, const uint64_t *ids, size_t n);
+
 /** vfsd_inode_table_pins() - @i's pin count (tests). */
 uint64_t vfsd_inode_table_pins(struct vfsd_inode_table *t, const struct vfsd_inode *i);
 

@@ -510,8 +510,10 @@ struct vfsd_fs_restore {
 	size_t n_invalid;
 	struct hmap dirs;      /* parent node id -> struct dirlist */
 	size_t listed_entries; /* over every listing, capped by MAX_LISTED */
-	char *chunk;	       /* the listings' arena: the current chunk, each starting */
-	size_t used;	       /* with a pointer to the previous one */
+	uint64_t *unlooked;    /* ids restored with nlookup 0: the sweep's candidates */
+	size_t n_unlooked, cap_unlooked;
+	char *chunk; /* the listings' arena: the current chunk, each starting */
+	size_t used; /* with a pointer to the previous one */
 	char error[512];
 };
 
@@ -991,8 +993,8 @@ static int restore_root(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_re
 	return 0;
 }
 
-int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
-			  unsigned int flags)
+static int restore_inode_one(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
+			     unsigned int flags)
 {
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *parent = NULL;
 	_cleanup_close_ int fd = -EBADF;
@@ -1099,6 +1101,32 @@ failed:
 	return 0;
 }
 
+/* Remember an inode restored with no lookups: the commit's sweep looks at these only. */
+static int note_unlooked(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec)
+{
+	if (rec->nlookup != 0 || rec->nodeid == FUSE_ROOT_ID)
+		return 0;
+	if (r->n_unlooked == r->cap_unlooked) {
+		size_t cap = r->cap_unlooked ? 2 * r->cap_unlooked : 64;
+		uint64_t *v = realloc(r->unlooked, cap * sizeof(*v));
+
+		if (!v)
+			return fail(r, -ENOMEM, "inode %" PRIu64 ": out of memory", rec->nodeid);
+		r->unlooked = v;
+		r->cap_unlooked = cap;
+	}
+	r->unlooked[r->n_unlooked++] = rec->nodeid;
+	return 0;
+}
+
+int vfsd_fs_restore_inode(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec,
+			  unsigned int flags)
+{
+	int err = restore_inode_one(r, rec, flags);
+
+	return err < 0 ? err : note_unlooked(r, rec);
+}
+
 int vfsd_fs_restore_placeholder(struct vfsd_fs_restore *r, const struct vfsd_fs_inode_rec *rec)
 {
 	int err;
@@ -1112,7 +1140,7 @@ int vfsd_fs_restore_placeholder(struct vfsd_fs_restore *r, const struct vfsd_fs_
 	if (err < 0)
 		return fail(r, err, "inode %" PRIu64 ": insert placeholder (duplicate node id?)",
 			    rec->nodeid);
-	return 0;
+	return note_unlooked(r, rec);
 }
 
 /*
@@ -1341,7 +1369,7 @@ void vfsd_fs_restore_commit(struct vfsd_fs_restore *r)
 	struct vfsd_inode_table *old_inodes = fs->inodes;
 	struct vfsd_handle_table *old_handles = fs->handles;
 
-	vfsd_inode_table_sweep(r->inodes);
+	vfsd_inode_table_sweep_ids(r->inodes, r->unlooked, r->n_unlooked);
 	fs->inodes = r->inodes;
 	fs->handles = r->handles;
 	/* Handles first: they hold inode references. Old orphans' names go with them. */
@@ -1350,6 +1378,7 @@ void vfsd_fs_restore_commit(struct vfsd_fs_restore *r)
 	if (r->mount_fd >= 0)
 		close(r->mount_fd);
 	dirs_free(r);
+	free(r->unlooked);
 	free(r);
 }
 
@@ -1362,5 +1391,6 @@ void vfsd_fs_restore_abort(struct vfsd_fs_restore *r)
 	if (r->mount_fd >= 0)
 		close(r->mount_fd);
 	dirs_free(r);
+	free(r->unlooked);
 	free(r);
 }

@@ -792,6 +792,22 @@ void vfsd_inode_table_sweep(struct vfsd_inode_table *t)
 	unref_list(drop);
 }
 
+void vfsd_inode_table_sweep_ids(struct vfsd_inode_table *t, const uint64_t *ids, size_t n)
+{
+	struct vfsd_inode *drop = NULL;
+
+	pthread_rwlock_wrlock(&t->lock);
+	for (size_t k = 0; k < n; k++) {
+		struct vfsd_inode *i = find_by_id(t, ids[k]);
+
+		/* One an earlier removal took along is gone already. */
+		if (i && removable_locked(t, i))
+			remove_locked(t, i, &drop);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	unref_list(drop);
+}
+
 uint64_t vfsd_inode_table_pins(struct vfsd_inode_table *t, const struct vfsd_inode *i)
 {
 	uint64_t n;

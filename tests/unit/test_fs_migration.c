@@ -1090,3 +1090,33 @@ Test(fsm, placeholder_keeps_id_and_lookups)
 	cr_assert_eq(ni, 1);
 	cr_assert_eq(nh, 0);
 }
+
+/*
+ * The commit drops what the blob kept for nothing: an inode with no lookups,
+ * no children and no open handle; one kept for a child or a handle stays.
+ */
+Test(fsm, commit_drops_unlooked_inodes_kept_for_nothing)
+{
+	struct recs c;
+	struct fuse_attr_out ao;
+	char why[512] = "";
+	uint64_t d = mkdir_on(src, FUSE_ROOT_ID, "d");
+	uint64_t f = create_on(src, d, "f", O_RDWR, NULL);
+	uint64_t g = create_on(src, FUSE_ROOT_ID, "g", O_RDWR, NULL);
+	uint64_t fh_h, h = create_on(src, FUSE_ROOT_ID, "h", O_RDWR, &fh_h);
+	size_t ni, nh;
+
+	collect(src, 0, &c);
+	for (size_t k = 0; k < c.n_in; k++)
+		if (c.in[k].r.nodeid == d || c.in[k].r.nodeid == g || c.in[k].r.nodeid == h)
+			c.in[k].r.nlookup = 0;
+	dst = new_fs();
+	cr_assert_eq(restore_all(dst, &c, 0, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(ops->getattr(dst, &ctx, g, NULL, &ao), -ENOENT, "g was kept for nothing");
+	cr_assert_eq(ops->getattr(dst, &ctx, d, NULL, &ao), 0, "d names f");
+	cr_assert_eq(ops->getattr(dst, &ctx, f, NULL, &ao), 0);
+	cr_assert_eq(ops->getattr(dst, &ctx, h, NULL, &ao), 0, "h has an open handle");
+	vfsd_passthrough_counts(dst, &ni, &nh);
+	cr_assert_eq(ni, 4); /* root, d, f, h */
+	cr_assert_eq(nh, 1);
+}
