@@ -744,8 +744,10 @@ struct applier {
 	bool by_handle;
 	int err; /* streaming: the first step that failed (m->error says why), or 0 */
 	uint64_t inodes, lost;
-	uint64_t apply_ns; /* time spent applying, besides reading */
+	uint64_t apply_ns;  /* time spent applying, on either thread */
+	uint64_t inline_ns; /* of which on the reader's thread */
 	struct vfsd_fs_inode_rec rec;
+	struct pipeline *pipe; /* streaming: NULL while the reader applies inline */
 };
 
 static int apply_session(struct applier *a, const struct vfsd_state_session *ss)
@@ -888,6 +890,172 @@ int vfsd_migration_apply(struct vfsd_migration *m, const struct vfsd_state *s)
 /* Inodes between two heap prefaults (a power of two). */
 #define PREFAULT_EVERY 1024
 
+/* The streamed inode @in, with the applier's checks of what came before. */
+static void apply_streamed(struct applier *a, const struct vfsd_state_inode *in)
+{
+	uint64_t t0 = now_ns();
+
+	if (a->err < 0 || !a->r)
+		return; /* failed already: the reason is kept, the blob still checked */
+	/*
+	 * About 400 bytes of heap an inode (its record, name, table slots, the
+	 * reader's index): from the second batch on, fault in the next batch's
+	 * share at once (small loads do not pay for a reserve they never use).
+	 */
+	if (a->inodes && (a->inodes & (PREFAULT_EVERY - 1)) == 0)
+		vfsd_heap_prefault(PREFAULT_EVERY * 1024);
+	a->err = apply_inode(a, in);
+	a->apply_ns += now_ns() - t0;
+}
+
+/*
+ * The pipeline. Reading and checking the blob and finding its inodes again
+ * each take a large part of a big load, and the device is stopped: past the
+ * first PIPE_AFTER inodes, the reader hands copies of the records to an
+ * applier thread through a ring of PIPE_SLOTS, in blob order, so the two
+ * run side by side on two CPUs. Memory stays bounded by the ring.
+ */
+#define PIPE_AFTER 1024
+#define PIPE_SLOTS 1024
+#define PIPE_BUF   640 /* a record's strings, inline; longer ones are malloc()ed */
+
+struct pipe_slot {
+	struct vfsd_state_inode in; /* its strings point into buf or heap */
+	char *heap;
+	char buf[PIPE_BUF];
+};
+
+struct pipeline {
+	struct applier *a;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t head, tail; /* records put in, records applied (lock) */
+	bool eof;	   /* no more records (lock) */
+	bool waiting;	   /* a side sleeps on cond (lock) */
+	struct pipe_slot slots[PIPE_SLOTS];
+};
+
+static void *pipe_main(void *arg)
+{
+	struct pipeline *p = arg;
+	size_t tail = 0, head;
+
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		p->tail = tail;
+		if (p->waiting) {
+			p->waiting = false;
+			pthread_cond_broadcast(&p->cond);
+		}
+		while (p->head == tail && !p->eof) {
+			p->waiting = true;
+			pthread_cond_wait(&p->cond, &p->lock);
+		}
+		head = p->head;
+		pthread_mutex_unlock(&p->lock);
+		if (head == tail)
+			break; /* eof and drained */
+		for (; tail < head; tail++) {
+			struct pipe_slot *sl = &p->slots[tail % PIPE_SLOTS];
+
+			apply_streamed(p->a, &sl->in);
+			free(TAKE_PTR(sl->heap));
+		}
+	}
+	return NULL;
+}
+
+/* @len bytes of @s into the slot: its buffer from *@off, else its heap block. */
+static char *slot_str(struct pipe_slot *sl, char **heap, size_t *off, const void *s, size_t len)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	if (*heap) {
+		d = *heap;
+		*heap += len;
+	} else {
+		d = sl->buf + *off;
+		*off += len;
+	}
+	memcpy(d, s, len);
+	return d;
+}
+
+/* Queue a copy of @in for the applier thread; false: out of memory. */
+static bool pipe_put(struct pipeline *p, const struct vfsd_state_inode *in)
+{
+	size_t lens[4] = { in->name ? strlen(in->name) + 1 : 0, in->path ? strlen(in->path) + 1 : 0,
+			   in->orphan ? strlen(in->orphan) + 1 : 0,
+			   in->has_file_handle ? in->fh_size : 0 };
+	size_t total = lens[0] + lens[1] + lens[2] + lens[3], off = 0;
+	struct pipe_slot *sl;
+	char *heap = NULL, *cur;
+
+	if (total > PIPE_BUF && !(heap = malloc(total)))
+		return false;
+	pthread_mutex_lock(&p->lock);
+	while (p->head - p->tail == PIPE_SLOTS) {
+		p->waiting = true;
+		pthread_cond_wait(&p->cond, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* The slot at head is ours until head moves past it. */
+	sl = &p->slots[p->head % PIPE_SLOTS];
+	sl->in = *in;
+	sl->heap = cur = heap;
+	sl->in.name = slot_str(sl, &cur, &off, in->name, lens[0]);
+	sl->in.path = slot_str(sl, &cur, &off, in->path, lens[1]);
+	sl->in.orphan = slot_str(sl, &cur, &off, in->orphan, lens[2]);
+	sl->in.fh_bytes =
+	    (uint8_t *)slot_str(sl, &cur, &off, in->has_file_handle ? in->fh_bytes : NULL, lens[3]);
+	pthread_mutex_lock(&p->lock);
+	p->head++;
+	if (p->waiting) {
+		p->waiting = false;
+		pthread_cond_broadcast(&p->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return true;
+}
+
+static void pipe_start(struct applier *a)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return; /* the reader goes on applying inline */
+	p->a = a;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	if (pthread_create(&p->thread, NULL, pipe_main, p) != 0) {
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p);
+		return;
+	}
+	a->pipe = p;
+}
+
+/* No more records: let the applier drain the ring, and join it. */
+static void pipe_stop(struct applier *a)
+{
+	struct pipeline *p = TAKE_PTR(a->pipe);
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->eof = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
 /*
  * Streaming callbacks. A failure to apply does not stop the read: the rest
  * of the blob is still checked, and a bad blob is reported as what it is
@@ -900,25 +1068,25 @@ static int load_session_cb(void *sink, const struct vfsd_state_session *ss)
 
 	a->err = apply_session(a, ss);
 	a->apply_ns += now_ns() - t0;
+	a->inline_ns += now_ns() - t0;
 	return 0;
 }
 
 static int load_inode_cb(void *sink, const struct vfsd_state_inode *in)
 {
 	struct applier *a = sink;
-	uint64_t t0 = now_ns();
+	uint64_t t0;
 
-	if (a->err < 0 || !a->r)
-		return 0; /* failed already: the reason is kept, the blob still checked */
-	/*
-	 * About 400 bytes of heap an inode (its record, name, table slots, the
-	 * reader's index): from the second batch on, fault in the next batch's
-	 * share at once (small loads do not pay for a reserve they never use).
-	 */
-	if (a->inodes && (a->inodes & (PREFAULT_EVERY - 1)) == 0)
-		vfsd_heap_prefault(PREFAULT_EVERY * 1024);
-	a->err = apply_inode(a, in);
-	a->apply_ns += now_ns() - t0;
+	if (!a->pipe && a->inodes == PIPE_AFTER && a->err == 0 && a->r)
+		pipe_start(a);
+	if (a->pipe) {
+		if (pipe_put(a->pipe, in))
+			return 0;
+		pipe_stop(a); /* out of memory: drain, then go on inline */
+	}
+	t0 = now_ns();
+	apply_streamed(a, in);
+	a->inline_ns += now_ns() - t0;
 	return 0;
 }
 
@@ -958,6 +1126,9 @@ int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void
 	(void)prep_join(m);
 
 	r = vfsd_state_read_ex(fn, opaque, &opts, &s, &e);
+	/* Read and checked: the reader's own time, then wait for the applier. */
+	m->stats.collect_ns = now_ns() - t0 - a->inline_ns;
+	pipe_stop(a);
 	t1 = now_ns();
 	if (r < 0) {
 		vfsd_fs_restore_abort(TAKE_PTR(a->r));
@@ -972,7 +1143,6 @@ int vfsd_migration_load_cb(struct vfsd_migration *m, vfsd_state_read_fn fn, void
 	r = a->err < 0 ? a->err : apply_finish(a, s);
 	vfsd_fs_restore_abort(TAKE_PTR(a->r)); /* NULL after a commit */
 	m->stats.apply_ns = a->apply_ns + (now_ns() - t1);
-	m->stats.collect_ns = (t1 - t0) - a->apply_ns;
 	if (r < 0) {
 		log_error("migration: state not applied (%s), nothing changed: %s",
 			  m->cfg.on_error_guest_error ? "inconsistent records"

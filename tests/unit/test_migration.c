@@ -949,3 +949,75 @@ Test(mig, confirm_failure_after_the_header_is_left_out)
 	cr_assert_eq(getattr_on(&dst, k, NULL), 0);
 	free(b.p);
 }
+
+/*
+ * A load past PIPE_AFTER inodes applies them on a second thread through a
+ * ring (migration.c, "The pipeline"); 3,000 inodes go round that ring more
+ * than once. Every inode must come back as itself, and a failure past the
+ * ring's start must still be the first failing record's, with nothing
+ * applied, or a placeholder under guest-error.
+ */
+Test(mig, big_load_through_the_pipeline)
+{
+	struct vfsd_migration_config lenient = { .on_error_guest_error = true };
+	static uint64_t ids[3000];
+	struct fuse_attr_out ao;
+	struct membuf b;
+	char name[32];
+	size_t di, dh;
+	const int n = 3000;
+	struct stat st;
+
+	side_new(&src, NULL);
+	side_init(&src);
+	for (int k = 0; k < n / 100; k++) {
+		snprintf(name, sizeof(name), "d%02d", k);
+		uint64_t dd = mkdir_on(&src, FUSE_ROOT_ID, name);
+		for (int j = 0; j < 100; j++) {
+			snprintf(name, sizeof(name), "f%02d-%02d", k, j);
+			ids[k * 100 + j] = create_on(&src, dd, name, O_RDWR, NULL);
+		}
+	}
+	save(&src, &b);
+	side_free(&src);
+
+	side_new(&dst, NULL);
+	cr_assert_eq(load(&dst, &b), 0, "%s", vfsd_migration_last_error(dst.m));
+	counts(&dst, &di, &dh);
+	cr_assert_eq(di, (size_t)n + n / 100 + 1);
+	for (int k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "d%02d/f%02d-%02d", k / 100, k / 100, k % 100);
+		cr_assert_eq(fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+		cr_assert_eq(getattr_on(&dst, ids[k], &ao), 0, "%s", name);
+		cr_assert_eq(ao.attr.ino, st.st_ino, "%s came back as another file", name);
+	}
+	side_free(&dst);
+
+	/* One file gone on the host, far past the ring's start: abort fails with it. */
+	cr_assert_eq(unlinkat(dirfd_, "d25/f25-50", 0), 0);
+	side_new(&dst, NULL);
+	cr_assert_eq(load(&dst, &b), -ENOENT);
+	cr_assert(strstr(vfsd_migration_last_error(dst.m), "f25-50"), "%s",
+		  vfsd_migration_last_error(dst.m));
+	counts(&dst, &di, &dh);
+	cr_assert_eq(di, 1, "nothing applied");
+	side_free(&dst);
+
+	/* guest-error: it loads; that one inode alone gives EIO. */
+	side_new(&dst, &lenient);
+	cr_assert_eq(load(&dst, &b), 0, "%s", vfsd_migration_last_error(dst.m));
+	cr_assert_eq(getattr_on(&dst, ids[2550], NULL), -EIO);
+	cr_assert_eq(getattr_on(&dst, ids[2549], NULL), 0);
+	cr_assert_eq(getattr_on(&dst, ids[2551], NULL), 0);
+	side_free(&dst);
+
+	/* A corrupted name past the ring's start is the checksum error it is. */
+	char *p = strstr(b.p, "\"name\":\"f28-00\"");
+	cr_assert_not_null(p);
+	p[9] = 'g';
+	side_new(&dst, NULL);
+	cr_assert_eq(load(&dst, &b), -EBADMSG);
+	cr_assert(strstr(vfsd_migration_last_error(dst.m), "checksum"), "%s",
+		  vfsd_migration_last_error(dst.m));
+	free(b.p);
+}
