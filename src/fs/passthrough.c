@@ -224,8 +224,14 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 		}
 		k = io_uring_cqe_get_data64(cqe);
 		if (k < n)
+			/*
+			 * A failed open is retried one by one, which gives the
+			 * error the guest would get: the ring may have failed for
+			 * its own reasons (-EAGAIN: not cached; -EINVAL: a kernel
+			 * before 5.12 without RESOLVE_CACHED, or without openat2).
+			 */
 			fds[k] = cqe->res >= 0 ? loc_open_check(inodes[k], flags[k], cqe->res, true)
-					       : cqe->res;
+					       : -ECANCELED;
 		io_uring_cqe_seen(ring, cqe);
 		reaped++;
 	}
@@ -236,7 +242,7 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 	free(how);
 	free(order);
 	for (size_t k = 0; k < n; k++)
-		if (fds[k] == -ECANCELED || fds[k] == -EAGAIN)
+		if (fds[k] == -ECANCELED)
 			fds[k] = pt_inode_open_loc(t, inodes[k], flags[k]);
 	return ret;
 }
