@@ -180,8 +180,8 @@ int vfsd_fs_restore_handle(struct vfsd_fs_restore *r, const struct vfsd_fs_handl
 
 /**
  * vfsd_fs_restore_handles() - vfsd_fs_restore_handle() for @n records, the
- * re-opens spread over up to @threads threads (this one included; fewer for
- * a small batch), the handles then put in in record order: the result, the
+ * re-opens spread over up to @threads threads (this one included; no more
+ * than one per 64 records), the handles then put in in record order: the result, the
  * error and the reason are those of the first record that fails, as if the
  * records had been restored one by one.
  * Returns: 0 or -errno (reason in vfsd_fs_restore_error()).

@@ -1284,7 +1284,6 @@ static int handle_job_finish(struct vfsd_fs_restore *r, struct handle_job *j, un
 	return 0;
 }
 
-#define HANDLES_PER_THREAD 64 /* fewer jobs than this a thread: not worth starting it */
 #define MAX_HANDLE_THREADS 8
 
 struct handle_pool {
@@ -1326,7 +1325,7 @@ int vfsd_fs_restore_handles(struct vfsd_fs_restore *r, const struct vfsd_fs_hand
 		jobs[k] = (struct handle_job){ .rec = &recs[k], .fd = -EBADF };
 	pool.jobs = jobs;
 	threads = MIN(threads, MAX_HANDLE_THREADS);
-	for (; started + 1 < threads && (started + 2) * HANDLES_PER_THREAD <= n; started++)
+	for (; started + 1 < threads && (started + 2) * HANDLE_CHUNK <= n; started++)
 		if (pthread_create(&tid[started], NULL, handle_worker, &pool) != 0)
 			break; /* fewer helpers; this thread does the rest */
 	handle_worker(&pool);
