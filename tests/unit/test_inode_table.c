@@ -472,10 +472,12 @@ Test(inode_table, snapshot_nodeid_order)
 		snprintf(name, sizeof(name), "f%zu", k);
 		st = fake_stat(1, 100 + k, S_IFREG);
 		cr_assert_eq(
-		    vfsd_inode_table_lookup_or_insert_at(t, root, name, new_fd(), &st, &files[k]), 0);
+		    vfsd_inode_table_lookup_or_insert_at(t, root, name, new_fd(), &st, &files[k]),
+		    0);
 	}
 	st = fake_stat(1, 99, S_IFDIR);
-	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, root, "late", new_fd(), &st, &late), 0);
+	cr_assert_eq(vfsd_inode_table_lookup_or_insert_at(t, root, "late", new_fd(), &st, &late),
+		     0);
 	cr_assert_gt(late->nodeid, files[7]->nodeid);
 	cr_assert_eq(vfsd_inode_table_set_location(t, files[7], late, "moved"), 0);
 
