@@ -8,9 +8,10 @@
  * through the state writer straight into the pipe, one at a time. Saving
  * changes nothing.
  *
- * Destination: vfsd_migration_load() reads and validates the whole blob into
- * the state model first, then re-opens every inode and handle off to the side
- * (vfsd_fs_restore_*), and only then, under the session's write lock, installs
+ * Destination: vfsd_migration_load() re-finds each inode off to the side
+ * (vfsd_fs_restore_*) as soon as the reader has validated its record,
+ * re-opens every handle once the whole blob has been checked, and only
+ * then, under the session's write lock, installs
  * the new tables and the INIT-negotiated options (the guest will not send
  * FUSE_INIT again). A rejected blob, or an inode that cannot be found under
  * --migration-on-error=abort, changes nothing.

@@ -1156,6 +1156,12 @@ struct handle_job {
 	bool seek; /* fd < 0 came from the seek to the directory cookie */
 };
 
+/* The guest's open flags a handle is re-opened with: creating ones never apply again. */
+static uint32_t handle_gflags(const struct vfsd_fs_handle_rec *rec)
+{
+	return rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);
+}
+
 /* Whether @rec's handle fits inode @i: its re-open may go ahead. */
 static bool handle_fits(const struct vfsd_fs_handle_rec *rec, const struct vfsd_inode *i)
 {
@@ -1199,9 +1205,7 @@ static void handle_chunk_open(struct vfsd_fs_restore *r, struct handle_job *jobs
 		struct handle_job *j = &jobs[k];
 		const struct vfsd_fs_handle_rec *rec = j->rec;
 		struct vfsd_inode *i = NULL;
-		int oflags = rec->is_dir
-				 ? O_RDONLY | O_DIRECTORY
-				 : (int)(rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC));
+		int oflags = rec->is_dir ? O_RDONLY | O_DIRECTORY : (int)handle_gflags(rec);
 
 		held[k] = NULL;
 		j->fd = -EBADF;
@@ -1235,7 +1239,7 @@ static int handle_job_finish(struct vfsd_fs_restore *r, struct handle_job *j, un
 	const struct vfsd_fs_handle_rec *rec = j->rec;
 	_cleanup_(vfsd_inode_unrefp) struct vfsd_inode *i = NULL;
 	_cleanup_close_ int fd = TAKE_FD(j->fd);
-	uint32_t gflags = rec->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC);
+	uint32_t gflags = handle_gflags(rec);
 	struct vfsd_handle *h;
 	int err;
 

@@ -166,7 +166,7 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 {
 	struct vfsd_inode_where *w = NULL;
 	struct open_how *how = NULL;
-	size_t *order = NULL, queued = 0, reaped = 0;
+	size_t queued = 0, reaped = 0;
 	int ret = 0, sub = 0;
 
 	for (size_t k = 0; k < n; k++)
@@ -174,9 +174,8 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 	if (ring) {
 		w = calloc(n, sizeof(*w));
 		how = calloc(n, sizeof(*how));
-		order = calloc(n, sizeof(*order));
 	}
-	for (size_t k = 0; w && how && order && k < n; k++) {
+	for (size_t k = 0; w && how && k < n; k++) {
 		struct io_uring_sqe *sqe;
 
 		w[k].dirfd = -1;
@@ -199,7 +198,7 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 		how[k].resolve = RESOLVE_CACHED;
 		io_uring_prep_openat2(sqe, w[k].dirfd, w[k].name, &how[k]);
 		io_uring_sqe_set_data64(sqe, k);
-		order[queued++] = k;
+		queued++;
 	}
 	if (queued) {
 		do
@@ -240,7 +239,6 @@ int pt_inode_open_batch(struct vfsd_inode_table *t, struct io_uring *ring,
 			vfsd_inode_where_done(&w[k]);
 	free(w);
 	free(how);
-	free(order);
 	for (size_t k = 0; k < n; k++)
 		if (fds[k] == -ECANCELED)
 			fds[k] = pt_inode_open_loc(t, inodes[k], flags[k]);

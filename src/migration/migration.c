@@ -38,10 +38,12 @@
  *    blob's "orphan" holds one name. The record also carries
  *    "path": ".vfsd-orphans/<instance>/<name>" (where it really is), from
  *    which the destination gets the source's instance directory back.
- *  - The load validates the whole blob into the model first, re-opens
- *    everything off to the side, and commits under the session's write lock
- *    together with the INIT options. Any error before the commit changes
- *    nothing.
+ *  - The load streams: each inode is re-found off to the side as soon as
+ *    the reader has validated its record (past 1,024 inodes on an applier
+ *    thread), the handles are re-opened once the whole blob, checksum
+ *    included, checked out, and the commit happens under the session's
+ *    write lock together with the INIT options. Any error before the commit
+ *    changes nothing.
  */
 #include "vfsd/migration.h"
 
@@ -661,7 +663,7 @@ int vfsd_migration_save(struct vfsd_migration *m, int fd)
 
 /* ---- load ------------------------------------------------------------------------------ */
 
-/* The fs record for a model inode; @buf holds strings derived from it. */
+/* The fs record for a model inode (strings borrowed from @in). */
 static void inode_rec(const struct vfsd_state_inode *in, struct vfsd_fs_inode_rec *rec)
 {
 	static const char prefix[] = ORPHANS_DIR "/";
